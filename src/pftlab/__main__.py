@@ -1,0 +1,3 @@
+from pftlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The `pftlab` command. User mistakes end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pftlab import __version__
+from pftlab.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message}; see '{self.prog} --help'")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pftlab.experiment.config import load_config
+    from pftlab.experiment.runner import run_experiment
+    from pftlab.report.table import summary_table
+
+    cfg = load_config(Path(args.config), args.set)
+    if args.no_progress:
+        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"progress": False})})
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    summary = run_experiment(cfg, out)
+    console = Console()
+    console.print(summary_table(summary))
+    console.print(f"results in {out}/ (summary.json, clients.csv, matrices/, local_vs_global.png, matrices.png)")
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from pftlab.personalize import METHODS
+
+    for name, m in METHODS.items():
+        params = ", ".join(
+            f"{k}={f.default}" for k, f in m.Params.model_fields.items()
+        )
+        print(f"{name:<8} {m.summary}\n{'':<8} parameters ([method.{name}]): {params}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
+    parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="run an experiment: global stage, personalization of every client, cross-client evaluation",
+        description="Run CONFIG.toml end to end and write the results to the run directory.",
+    )
+    run.add_argument("config", metavar="CONFIG.toml", help="experiment config (see configs/quickstart.toml)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set personalize.epochs=5 (repeatable)")
+    run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+
+    methods = sub.add_parser("methods", help="list the personalization methods and their hyper-parameters")
+    methods.set_defaults(func=_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UserError as err:
+        print(f"pftlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pftlab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Evaluation: the cross-client accuracy matrix and the metrics derived from it."""

@@ -1,0 +1,60 @@
+"""The cross-client matrix: correct[i, j] = test samples of client j that client i's model gets right.
+
+All clients' test sets are concatenated once; each model is run over the whole pool in large
+batches and the hits are summed per owner. A model whose backbone is the global one (LP) only
+needs its head applied to the pool's global features: one matrix multiply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pftlab.data.dataset import FederatedData
+from pftlab.models.heads import features
+
+
+@dataclass(frozen=True)
+class TestPool:
+    x: torch.Tensor
+    y: torch.Tensor
+    owner: torch.Tensor
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, fed: FederatedData) -> TestPool:
+        tests = [c.test for c in fed.clients]
+        return cls(
+            torch.from_numpy(np.concatenate([t.x for t in tests])),
+            torch.from_numpy(np.concatenate([t.y for t in tests])),
+            torch.from_numpy(np.concatenate([np.full(len(t), i) for i, t in enumerate(tests)])),
+            np.array([len(t) for t in tests]),
+        )
+
+    def hits_per_client(self, logits: torch.Tensor) -> np.ndarray:
+        hits = (logits.argmax(1) == self.y).to(torch.int64)
+        return torch.zeros(len(self.sizes), dtype=torch.int64).index_add_(0, self.owner, hits).numpy()
+
+
+@torch.no_grad()
+def correct_row(model: nn.Module, pool: TestPool, batch_size: int = 2048) -> np.ndarray:
+    """Hits of one model on every client's test set."""
+    model.eval()
+    logits = torch.cat([model(pool.x[i : i + batch_size]) for i in range(0, len(pool.y), batch_size)])
+    return pool.hits_per_client(logits)
+
+
+@torch.no_grad()
+def correct_row_from_features(head: nn.Module, pool: TestPool, pool_features: torch.Tensor) -> np.ndarray:
+    head.eval()
+    return pool.hits_per_client(head(pool_features))
+
+
+def pool_features(model: nn.Module, pool: TestPool, head: str = "head") -> torch.Tensor:
+    return features(model, head, pool.x)
+
+
+__all__ = ["TestPool", "correct_row", "correct_row_from_features", "pool_features"]

@@ -1,0 +1,51 @@
+"""Metrics from the cross-client matrix, per client and then averaged over clients, in percent.
+
+The study's Average column equals (local + global + worst) / 3 in every row although the text
+says (local + global) / 2; both are reported, as `average3` and `average`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFINITIONS = {
+    "local": "A[i, i]: client i's personalized model on its own test set",
+    "global": "hits of model i on all other clients' test samples / their number (sample-weighted)",
+    "global_balanced": "mean over j != i of A[i, j] (each other client counts once)",
+    "worst": "min over j != i of A[i, j]",
+    "c_std": "population std over clients of local (ddof = 0)",
+    "average": "(local + global) / 2, as the study's text defines it",
+    "average3": "(local + global + worst) / 3, what the study's table actually reports",
+}
+PER_CLIENT = ("local", "global", "global_balanced", "worst")
+
+
+def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """A[i, j] in percent from hit counts correct[i, j] and test sizes[j]."""
+    return 100.0 * correct / sizes[None, :]
+
+
+def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
+    n = correct.shape[0]
+    if correct.shape != (n, n) or sizes.shape != (n,) or n < 2:
+        raise ValueError(f"need a square matrix over >= 2 clients and one size per client, got {correct.shape}, {sizes.shape}")
+    acc = accuracy_matrix(correct, sizes)
+    others = ~np.eye(n, dtype=bool)
+    other_hits = np.where(others, correct, 0).sum(1)
+    other_sizes = np.where(others, sizes[None, :], 0).sum(1)
+    off = acc[others].reshape(n, n - 1)
+    return {
+        "local": np.diag(acc).copy(),
+        "global": 100.0 * other_hits / other_sizes,
+        "global_balanced": off.mean(1),
+        "worst": off.min(1),
+    }
+
+
+def summarize(correct: np.ndarray, sizes: np.ndarray, digits: int = 4) -> dict[str, float]:
+    pc = per_client(correct, sizes)
+    out = {k: float(v.mean()) for k, v in pc.items()}
+    out["c_std"] = float(pc["local"].std())
+    out["average"] = (out["local"] + out["global"]) / 2
+    out["average3"] = (out["local"] + out["global"] + out["worst"]) / 3
+    return {k: round(v, digits) for k, v in out.items()}

@@ -1,0 +1,205 @@
+"""The experiment config: a TOML file validated into frozen pydantic models.
+
+Unknown keys, wrong types (no silent coercion), NaN / inf and out-of-range values are refused
+with one line naming the key and what is allowed. Method hyper-parameters live in
+`[method.<name>]` tables validated by each method's own Params model.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pftlab.errors import UserError
+
+DomainName = Literal["clean", "rotate", "invert", "noise", "blur", "low-contrast"]
+
+
+class Strict(BaseModel):
+    """Base of every config table: no unknown keys, no type coercion, no NaN or inf."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class DataConfig(Strict):
+    benchmark: str = "digits-quick"
+    num_clients: int = Field(10, ge=2, le=100_000)
+    partition: Literal["iid", "dirichlet", "pathological"] = "dirichlet"
+    alpha: float = Field(0.5, gt=0, le=1e6, description="Dirichlet concentration; large is close to IID")
+    classes_per_client: int = Field(2, ge=1, le=100_000, description="for partition = 'pathological'")
+    min_client_size: int = Field(20, ge=3, le=10_000_000, description="before the train / val / test split")
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    domains: list[DomainName] = Field(
+        default=["clean", "rotate", "invert", "noise", "blur"],
+        max_length=1000,
+        description="feature shift: client c gets domains[c % len(domains)]; [] for none",
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction > 0.8:
+            raise ValueError("val_fraction + test_fraction must be <= 0.8 so every client keeps training data")
+        return self
+
+
+class ModelConfig(Strict):
+    name: Literal["cnn", "mlp"] = "cnn"
+    width: int = Field(32, ge=1, le=1024, description="cnn: channels of the first conv layer")
+    hidden: int = Field(128, ge=1, le=16_384, description="width of the feature layer")
+    layers: int = Field(2, ge=1, le=64, description="mlp: number of hidden layers")
+
+
+class OptimizerConfig(Strict):
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    batch_size: int = Field(32, ge=1, le=1_000_000)
+
+
+class FederatedConfig(OptimizerConfig):
+    algorithm: Literal["fedavg"] = "fedavg"
+    rounds: int = Field(30, ge=0, le=100_000)
+    clients_per_round: int = Field(0, ge=0, le=100_000, description="0 = every client every round")
+    local_epochs: int = Field(1, ge=1, le=10_000)
+    lr: float = Field(0.05, gt=0, le=100)
+
+
+class PersonalizeConfig(OptimizerConfig):
+    methods: list[str] = Field(default=["ft", "lp", "lp-ft"], min_length=1, max_length=100)
+    epochs: int = Field(15, ge=1, le=10_000, description="the budget every method shares")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        from pftlab.personalize import METHODS
+
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods must not repeat")
+        return methods
+
+
+class RuntimeConfig(Strict):
+    threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 = every core this process may use")
+    progress: bool = True
+
+
+class Config(Strict):
+    seed: int = Field(0, ge=0, le=2**62)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    federated: FederatedConfig = FederatedConfig()
+    personalize: PersonalizeConfig = PersonalizeConfig()
+    method: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method hyper-parameters")
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def method_params(self, name: str) -> Any:
+        from pftlab.personalize import METHODS
+
+        return METHODS[name].Params.model_validate(self.method.get(name, {}))
+
+    def resolved(self) -> dict[str, Any]:
+        """The whole config with every default filled in, methods' parameters included."""
+        out = self.model_dump(mode="json")
+        out["method"] = {m: self.method_params(m).model_dump(mode="json") for m in self.personalize.methods}
+        return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _one_line(err: ValidationError, model: type[BaseModel], prefix: str = "") -> UserError:
+    e = err.errors(include_url=False)[0]
+    loc = tuple(e["loc"])
+    key = prefix + ".".join(str(p) for p in loc) if loc else prefix.rstrip(".") or "config"
+    if e["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        return UserError(f"config: unknown key {key!r}; allowed here: {', '.join(allowed) or '(none)'}")
+    msg = e["msg"].removeprefix("Value error, ")
+    got = e.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return UserError(f"config: {key}: {msg}{shown}")
+
+
+def _check_methods(cfg: Config) -> None:
+    from pftlab.personalize import METHODS
+
+    for name, table in cfg.method.items():
+        if name not in METHODS:
+            raise UserError(f"config: unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
+        try:
+            METHODS[name].Params.model_validate(table)
+        except ValidationError as err:
+            raise _one_line(err, METHODS[name].Params, f"method.{name}.") from None
+    for name in cfg.personalize.methods:
+        problem = METHODS[name].check(cfg.method_params(name), cfg.personalize)
+        if problem:
+            raise UserError(f"config: method.{name}: {problem}")
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise _one_line(err, Config) from None
+    _check_methods(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value`, the value read as a TOML value (3, 0.1, true, "x", [..]) or else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. --set personalize.epochs=5")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise UserError(f"--set {key.strip()}: must be a finite number (got {value})")
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {'.'.join(path)}: {part!r} is a value, not a table")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: Path | None, overrides: list[str] = ()) -> Config:  # type: ignore[assignment]
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {str(path)!r} not found")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+    return from_dict(apply_overrides(raw, list(overrides)))
+
+
+def dumps_toml(cfg: Config) -> str:
+    return tomli_w.dumps(cfg.resolved())

@@ -1,0 +1,65 @@
+"""The run directory: resolved config, partition, summary.json, per-client CSV, matrices, plots.
+
+summary.json holds only what the config and seed determine (no times, no paths), so the same
+config and seed give the same bytes; run.json holds the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pftlab.data.dataset import FederatedData
+from pftlab.evaluate.metrics import DEFINITIONS, accuracy_matrix, per_client, summarize
+from pftlab.experiment.config import Config, dumps_toml
+from pftlab.io import atomic_write_text, write_json
+from pftlab.report.plots import plot_run
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def write_config(out: Path, cfg: Config) -> None:
+    atomic_write_text(out / "config.toml", dumps_toml(cfg))
+
+
+def write_results(
+    out: Path,
+    cfg: Config,
+    fed: FederatedData,
+    correct: dict[str, np.ndarray],
+    sizes: np.ndarray,
+    run_info: dict[str, Any],
+) -> dict[str, Any]:
+    write_config(out, cfg)
+    write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
+    rows: list[list[Any]] = [["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]]
+    for method, hits in correct.items():
+        pc = per_client(hits, sizes)
+        for c in fed.clients:
+            i = c.client_id
+            rows.append([method, i, c.domain, len(c.train), len(c.test)] + [round(float(pc[k][i]), 4) for k in ("local", "global", "global_balanced", "worst")])
+        acc = accuracy_matrix(hits, sizes).round(4)
+        header = [["model \\ test"] + [f"client{j}" for j in range(len(sizes))]]
+        atomic_write_text(out / "matrices" / f"{method}.csv", _csv(header + [[f"client{i}"] + list(r) for i, r in enumerate(acc.tolist())]))
+    atomic_write_text(out / "clients.csv", _csv(rows))
+    summary = {
+        "benchmark": fed.name,
+        "seed": cfg.seed,
+        "num_clients": fed.num_clients,
+        "partition_hash": fed.partition_hash,
+        "test_sizes": sizes.tolist(),
+        "methods": {m: summarize(hits, sizes) for m, hits in correct.items()},
+        "definitions": DEFINITIONS,
+    }
+    write_json(out / "summary.json", summary)
+    write_json(out / "run.json", run_info)
+    plot_run(out, correct, sizes, fed)
+    return summary

@@ -1,0 +1,123 @@
+"""One experiment end to end: federation -> global model -> personalization x clients -> matrices.
+
+Each step is a plain function call; this file only wires them and reports progress.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from pftlab import __version__
+from pftlab.data.benchmarks import build_federation
+from pftlab.evaluate.matrix import TestPool, correct_row, correct_row_from_features, pool_features
+from pftlab.experiment.config import Config
+from pftlab.experiment.results import write_results
+from pftlab.federated.checkpoint import global_model
+from pftlab.models import build_model, head_module
+from pftlab.personalize import METHODS
+from pftlab.train import train
+
+ModelFn = Callable[[tuple[int, ...], int], nn.Module]
+
+
+def set_threads(threads: int) -> int:
+    """Torch intra-op threads: the configured number, or every core this process may use."""
+    n = threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def personalize_all(
+    model: nn.Module,
+    global_weights: dict[str, torch.Tensor],
+    fed: Any,
+    cfg: Config,
+    method: str,
+    pool: TestPool,
+    global_features: torch.Tensor,
+    advance: Callable[[], None] = lambda: None,
+) -> np.ndarray:
+    """correct[i, j] for one method: personalize every client from the global weights, score on all."""
+    spec = METHODS[method]
+    params = cfg.method_params(method)
+    phases = spec.recipe(params, cfg.personalize)
+    frozen = spec.backbone_frozen(params, cfg.personalize)
+    rows = []
+    for client in fed.clients:
+        model.load_state_dict(global_weights)
+        train(model, phases, client.train, cfg.personalize, cfg.seed, "personalize", client.client_id)
+        if frozen:
+            rows.append(correct_row_from_features(head_module(model, "head"), pool, global_features))
+        else:
+            rows.append(correct_row(model, pool))
+        advance()
+    return np.stack(rows)
+
+
+def run_experiment(cfg: Config, out: Path, console: Console | None = None, model_fn: ModelFn | None = None) -> dict:
+    """Run the whole pipeline and write the run directory; return the summary."""
+    console = console or Console(stderr=True)
+    threads = set_threads(cfg.runtime.threads)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    fed = build_federation(cfg.data, cfg.seed)
+    timings["data"] = time.perf_counter() - t0
+
+    make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
+    model = make(fed.input_shape, fed.num_classes)
+    progress = Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=not cfg.runtime.progress,
+    )
+    with progress if cfg.runtime.progress else nullcontext():
+        t0 = time.perf_counter()
+        task = progress.add_task(f"global ({cfg.federated.algorithm})", total=cfg.federated.rounds, info="")
+        weights, ckpt, reused = global_model(
+            model, fed, cfg, lambda r, loss: progress.update(task, advance=1, info=f"train loss {loss:.3f}")
+        )
+        if reused:
+            progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
+        timings["global"] = time.perf_counter() - t0
+
+        pool = TestPool.of(fed)
+        global_features = pool_features(model, pool)
+        correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
+        for method in cfg.personalize.methods:
+            t0 = time.perf_counter()
+            task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
+            correct[method] = personalize_all(
+                model, weights, fed, cfg, method, pool, global_features, lambda t=task: progress.update(t, advance=1)
+            )
+            timings[method] = time.perf_counter() - t0
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ckpt, out / ".global.safetensors.tmp")
+    os.replace(out / ".global.safetensors.tmp", out / "global.safetensors")
+    run_info = {
+        "pftlab": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": threads,
+        "global_checkpoint": str(ckpt),
+        "global_checkpoint_reused": reused,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return write_results(out, cfg, fed, correct, pool.sizes, run_info)

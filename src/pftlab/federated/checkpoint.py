@@ -1,0 +1,61 @@
+"""The global checkpoint, cached by the hash of everything that determines it.
+
+Same partition, model, global-stage config and seed: the FedAvg model is loaded, not retrained.
+A cache file that does not load or does not fit the model is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from safetensors import SafetensorError
+from torch import nn
+
+from pftlab.data.dataset import FederatedData
+from pftlab.experiment.config import Config
+from pftlab.federated.fedavg import fedavg
+from pftlab.io import Weights, cache_dir, config_hash, load_weights, save_weights
+
+FORMAT = 1
+
+
+def checkpoint_key(fed: FederatedData, cfg: Config) -> str:
+    return config_hash(
+        {
+            "format": FORMAT,
+            "partition": fed.partition_hash,
+            "model": cfg.model.model_dump(mode="json"),
+            "federated": cfg.federated.model_dump(mode="json"),
+            "seed": cfg.seed,
+        }
+    )
+
+
+def _fits(weights: Weights, model: nn.Module) -> bool:
+    expected = model.state_dict()
+    return weights.keys() == expected.keys() and all(weights[k].shape == v.shape for k, v in expected.items())
+
+
+def global_model(
+    model: nn.Module,
+    fed: FederatedData,
+    cfg: Config,
+    on_round: Callable[[int, float], None] | None = None,
+) -> tuple[Weights, Path, bool]:
+    """(weights, cache path, reused?) of the global stage; `model` ends holding the weights."""
+    key = checkpoint_key(fed, cfg)
+    path = cache_dir() / "global" / f"{key}.safetensors"
+    if path.is_file():
+        try:
+            weights = load_weights(path)
+        except (SafetensorError, OSError, ValueError):
+            weights = {}
+        if _fits(weights, model):
+            model.load_state_dict(weights)
+            return weights, path, True
+    weights = fedavg(model, fed, cfg.federated, cfg.seed, on_round)
+    meta = {"key": key, "federated": json.dumps(cfg.federated.model_dump(mode="json"), sort_keys=True)}
+    save_weights(path, weights, metadata=meta)
+    return weights, path, False

@@ -1,0 +1,18 @@
+"""LP: linear probing, only the head trained, the backbone frozen (its features cached)."""
+
+from pydantic import Field
+
+from pftlab.experiment.config import Strict
+from pftlab.personalize.recipe import Method, Phase
+
+
+class Params(Strict):
+    lr: float = Field(0.1, gt=0, le=100)
+
+
+METHOD = Method(
+    "lp",
+    "linear probing: train only the head on frozen global features",
+    Params,
+    lambda p, budget: [Phase("head", budget.epochs, p.lr)],
+)

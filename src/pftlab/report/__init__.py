@@ -1,0 +1,1 @@
+"""Reports: terminal and Markdown tables, plots."""

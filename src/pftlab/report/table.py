@@ -1,0 +1,26 @@
+"""The summary as a table: rich for the terminal, Markdown for files and the README."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+COLUMNS = ("local", "global", "global_balanced", "worst", "c_std", "average", "average3")
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"{summary['benchmark']}: {summary['num_clients']} clients, seed {summary['seed']} (accuracy %)")
+    table.add_column("method")
+    for col in COLUMNS:
+        table.add_column(col, justify="right")
+    for method, m in summary["methods"].items():
+        table.add_row(method, *(f"{m[c]:.2f}" for c in COLUMNS))
+    return table
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = ["| method | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for method, m in summary["methods"].items():
+        lines.append(f"| {method} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
