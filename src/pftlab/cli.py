@@ -37,9 +37,7 @@ def _methods(args: argparse.Namespace) -> int:
     from pftlab.personalize import METHODS
 
     for name, m in METHODS.items():
-        params = ", ".join(
-            f"{k}={f.default}" for k, f in m.Params.model_fields.items()
-        )
+        params = ", ".join(f"{k}={f.default}" for k, f in m.Params.model_fields.items())
         print(f"{name:<8} {m.summary}\n{'':<8} parameters ([method.{name}]): {params}")
     return 0
 
@@ -55,7 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run CONFIG.toml end to end and write the results to the run directory.",
     )
     run.add_argument("config", metavar="CONFIG.toml", help="experiment config (see configs/quickstart.toml)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set personalize.epochs=5 (repeatable)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set personalize.epochs=5 (repeatable)",
+    )
     run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)

@@ -54,13 +54,17 @@ def federate(pool: Dataset, cfg: DataConfig, seed: int, name: str, description: 
                 ds = Dataset(apply_domain(domain, ds.x, shift_rng), ds.y, ds.num_classes, ds.name, ds.meta)
             datasets.append(ds)
         clients.append(ClientData(cid, *datasets, domain=domain))
-        index_record.append({"train": splits[0].tolist(), "val": splits[1].tolist(), "test": splits[2].tolist(), "domain": domain})
+        index_record.append(
+            {"train": splits[0].tolist(), "val": splits[1].tolist(), "test": splits[2].tolist(), "domain": domain}
+        )
     content = {
         "pool": sha256_hex(pool.x.tobytes() + pool.y.tobytes()),
         "clients": index_record,
         "seed": seed,
     }
-    return FederatedData(name, clients, pool.num_classes, pool.input_shape, config_hash(content), index_record, description)
+    return FederatedData(
+        name, clients, pool.num_classes, pool.input_shape, config_hash(content), index_record, description
+    )
 
 
 def digits_quick(cfg: DataConfig, seed: int) -> FederatedData:

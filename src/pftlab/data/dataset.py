@@ -68,6 +68,4 @@ class FederatedData:
         return len(self.clients)
 
     def sizes(self) -> dict[str, list[int]]:
-        return {
-            split: [len(getattr(c, split)) for c in self.clients] for split in ("train", "val", "test")
-        }
+        return {split: [len(getattr(c, split)) for c in self.clients] for split in ("train", "val", "test")}

@@ -28,7 +28,9 @@ def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
     n = correct.shape[0]
     if correct.shape != (n, n) or sizes.shape != (n,) or n < 2:
-        raise ValueError(f"need a square matrix over >= 2 clients and one size per client, got {correct.shape}, {sizes.shape}")
+        raise ValueError(
+            f"need a square matrix over >= 2 clients and one size per client, got {correct.shape}, {sizes.shape}"
+        )
     acc = accuracy_matrix(correct, sizes)
     others = ~np.eye(n, dtype=bool)
     other_hits = np.where(others, correct, 0).sum(1)

@@ -101,6 +101,24 @@ class Config(Strict):
     method: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method hyper-parameters")
     runtime: RuntimeConfig = RuntimeConfig()
 
+    @model_validator(mode="after")
+    def _method_tables(self) -> Config:
+        """Each [method.X] table names a known method and passes its Params and budget checks."""
+        from pftlab.personalize import METHODS
+
+        for name, table in self.method.items():
+            if name not in METHODS:
+                raise ValueError(f"unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
+            try:
+                METHODS[name].Params.model_validate(table)
+            except ValidationError as err:
+                raise ValueError(_one_line(err, METHODS[name].Params, f"method.{name}.")) from None
+        for name in self.personalize.methods:
+            problem = METHODS[name].check(self.method_params(name), self.personalize)
+            if problem:
+                raise ValueError(f"method.{name}: {problem}")
+        return self
+
     def method_params(self, name: str) -> Any:
         from pftlab.personalize import METHODS
 
@@ -123,42 +141,27 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _one_line(err: ValidationError, model: type[BaseModel], prefix: str = "") -> UserError:
+def _one_line(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """The first error as 'config: KEY: what is wrong (got VALUE)'."""
     e = err.errors(include_url=False)[0]
     loc = tuple(e["loc"])
-    key = prefix + ".".join(str(p) for p in loc) if loc else prefix.rstrip(".") or "config"
+    msg = e["msg"].removeprefix("Value error, ")
+    if msg.startswith("config: "):  # already formatted by a nested validation
+        return msg
+    key = prefix + ".".join(str(p) for p in loc) if loc else prefix.rstrip(".")
     if e["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc)
-        return UserError(f"config: unknown key {key!r}; allowed here: {', '.join(allowed) or '(none)'}")
-    msg = e["msg"].removeprefix("Value error, ")
+        return f"config: unknown key {key!r}; allowed here: {', '.join(allowed) or '(none)'}"
     got = e.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return UserError(f"config: {key}: {msg}{shown}")
-
-
-def _check_methods(cfg: Config) -> None:
-    from pftlab.personalize import METHODS
-
-    for name, table in cfg.method.items():
-        if name not in METHODS:
-            raise UserError(f"config: unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
-        try:
-            METHODS[name].Params.model_validate(table)
-        except ValidationError as err:
-            raise _one_line(err, METHODS[name].Params, f"method.{name}.") from None
-    for name in cfg.personalize.methods:
-        problem = METHODS[name].check(cfg.method_params(name), cfg.personalize)
-        if problem:
-            raise UserError(f"config: method.{name}: {problem}")
+    shown = "" if isinstance(got, dict) or not loc else f" (got {got!r})"
+    return f"config: {key}: {msg}{shown}" if key else f"config: {msg}"
 
 
 def from_dict(raw: dict[str, Any]) -> Config:
     try:
-        cfg = Config.model_validate(raw)
+        return Config.model_validate(raw)
     except ValidationError as err:
-        raise _one_line(err, Config) from None
-    _check_methods(cfg)
-    return cfg
+        raise UserError(_one_line(err, Config)) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -40,15 +40,21 @@ def write_results(
 ) -> dict[str, Any]:
     write_config(out, cfg)
     write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
-    rows: list[list[Any]] = [["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]]
+    rows: list[list[Any]] = [
+        ["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]
+    ]
     for method, hits in correct.items():
         pc = per_client(hits, sizes)
         for c in fed.clients:
             i = c.client_id
-            rows.append([method, i, c.domain, len(c.train), len(c.test)] + [round(float(pc[k][i]), 4) for k in ("local", "global", "global_balanced", "worst")])
+            rows.append(
+                [method, i, c.domain, len(c.train), len(c.test)]
+                + [round(float(pc[k][i]), 4) for k in ("local", "global", "global_balanced", "worst")]
+            )
         acc = accuracy_matrix(hits, sizes).round(4)
-        header = [["model \\ test"] + [f"client{j}" for j in range(len(sizes))]]
-        atomic_write_text(out / "matrices" / f"{method}.csv", _csv(header + [[f"client{i}"] + list(r) for i, r in enumerate(acc.tolist())]))
+        header = ["model \\ test", *(f"client{j}" for j in range(len(sizes)))]
+        body = [[f"client{i}", *r] for i, r in enumerate(acc.tolist())]
+        atomic_write_text(out / "matrices" / f"{method}.csv", _csv([header, *body]))
     atomic_write_text(out / "clients.csv", _csv(rows))
     summary = {
         "benchmark": fed.name,

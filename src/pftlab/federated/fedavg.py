@@ -49,5 +49,3 @@ def fedavg(
             on_round(rnd, sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes))
     model.load_state_dict(global_weights)
     return global_weights
-
-

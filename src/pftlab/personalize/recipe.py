@@ -38,7 +38,11 @@ class Method:
     check: Callable[[Any, PersonalizeConfig], str | None] = no_check
 
     def recipe(self, params: Any, budget: PersonalizeConfig) -> list[Phase]:
-        return [p for p in self.phases(params, budget) if p.epochs > 0]
+        """The phases that run (empty ones dropped); their epochs add up to the budget."""
+        phases = self.phases(params, budget)
+        if any(p.epochs < 0 for p in phases) or sum(p.epochs for p in phases) != budget.epochs:
+            raise ValueError(f"{self.name}: phases {phases} do not fill the budget of {budget.epochs} epochs")
+        return [p for p in phases if p.epochs > 0]
 
     def backbone_frozen(self, params: Any, budget: PersonalizeConfig) -> bool:
         """True when no phase trains the backbone: its features can be computed once."""

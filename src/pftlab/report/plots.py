@@ -8,12 +8,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pftlab.data.dataset import FederatedData  # noqa: E402
-from pftlab.evaluate.metrics import accuracy_matrix, per_client  # noqa: E402
-from pftlab.io import atomic_write_bytes  # noqa: E402
+from pftlab.data.dataset import FederatedData
+from pftlab.evaluate.metrics import accuracy_matrix, per_client
+from pftlab.io import atomic_write_bytes
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -46,14 +46,15 @@ def matrices(correct: dict[str, np.ndarray], sizes: np.ndarray, fed: FederatedDa
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.8, 3.4), squeeze=False)
     labels = [f"{c.client_id}" + (f" {c.domain}" if c.domain else "") for c in fed.clients]
     im = None
-    for ax, (method, hits) in zip(axes[0], correct.items(), strict=True):
+    for k, (ax, (method, hits)) in enumerate(zip(axes[0], correct.items(), strict=True)):
         im = ax.imshow(accuracy_matrix(hits, sizes), vmin=0, vmax=100, cmap="viridis")
         ax.set_title(method, fontsize=10)
         ax.set_xlabel("test set of client j", fontsize=8)
-        ax.set_ylabel("model of client i", fontsize=8)
         if len(labels) <= 20:
-            ax.set_yticks(range(len(labels)), labels, fontsize=6)
             ax.set_xticks(range(len(labels)), [lab.split()[0] for lab in labels], fontsize=6)
+            ax.set_yticks(range(len(labels)), labels if k == 0 else [], fontsize=6)
+        if k == 0:
+            ax.set_ylabel("model of client i", fontsize=8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy %")
     _save(fig, path)
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 COLUMNS = ("local", "global", "global_balanced", "worst", "c_std", "average", "average3")
+SHORT = {"global_balanced": "global_bal"}  # keeps the terminal table within 80 columns
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"{summary['benchmark']}: {summary['num_clients']} clients, seed {summary['seed']} (accuracy %)")
-    table.add_column("method")
+    table = Table(
+        title=f"{summary['benchmark']}: {summary['num_clients']} clients, seed {summary['seed']} (accuracy %)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("method", no_wrap=True)
     for col in COLUMNS:
-        table.add_column(col, justify="right")
+        table.add_column(SHORT.get(col, col), justify="right", no_wrap=True)
     for method, m in summary["methods"].items():
         table.add_row(method, *(f"{m[c]:.2f}" for c in COLUMNS))
     return table

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test session caches checkpoints in its own folder, never in the user's cache."""
+    cache = tmp_path_factory.getbasetemp() / "pftlab-cache"
+    monkeypatch.setenv("PFTLAB_CACHE", str(cache))
+    return cache
+
+
+QUICKSTART = Path(__file__).parents[1] / "configs" / "quickstart.toml"
+
+TINY = (
+    "federated.rounds=3",
+    "personalize.epochs=3",
+    "method.lp-ft.lp_epochs=1",
+    "data.num_clients=4",
+    "runtime.progress=false",
+)
+
+
+@pytest.fixture
+def quickstart() -> Path:
+    return QUICKSTART
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    """Overrides that shrink the quickstart to seconds: 4 clients, 3 rounds, 3 epochs."""
+    return list(TINY)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pftlab.experiment.config import load_config
+from pftlab.experiment.runner import run_experiment
+
+
+def test_end_to_end_run_directory(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    cfg = load_config(quickstart, tiny)
+    summary = run_experiment(cfg, tmp_path / "run")
+    out = tmp_path / "run"
+    for name in (
+        "config.toml",
+        "partition.json",
+        "summary.json",
+        "clients.csv",
+        "run.json",
+        "global.safetensors",
+        "local_vs_global.png",
+        "matrices.png",
+    ):
+        assert (out / name).is_file(), name
+    assert load_config(out / "config.toml") == cfg
+    assert set(summary["methods"]) == {"global-model", "ft", "lp", "lp-ft"}
+    for metrics in summary["methods"].values():
+        assert 0 <= metrics["worst"] <= metrics["global_balanced"] <= 100
+        assert abs(metrics["average3"] - (metrics["local"] + metrics["global"] + metrics["worst"]) / 3) < 1e-3
+    gm = summary["methods"]["global-model"]
+    # the un-personalized model is one model: its local and global_balanced rows average the same numbers
+    assert abs(gm["local"] - gm["global_balanced"]) < 1e-3
+
+    rows = list(csv.DictReader((out / "clients.csv").open()))
+    assert len(rows) == 4 * cfg.data.num_clients
+    matrix = np.loadtxt(out / "matrices" / "ft.csv", delimiter=",", skiprows=1, usecols=range(1, 5))
+    local = [float(r["local"]) for r in rows if r["method"] == "ft"]
+    assert np.allclose(np.diag(matrix), local, atol=1e-3)
+    partition = json.loads((out / "partition.json").read_text())
+    assert partition["hash"] == summary["partition_hash"]
+    assert len(partition["clients"]) == cfg.data.num_clients
+
+
+def test_same_config_and_seed_give_byte_identical_summary(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    cfg = load_config(quickstart, tiny)
+    run_experiment(cfg, tmp_path / "a")
+    run_experiment(cfg, tmp_path / "b")  # second run reuses the cached global model
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["global_checkpoint_reused"]
+    assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
+    other = load_config(quickstart, [*tiny, "seed=1"])
+    run_experiment(other, tmp_path / "c")
+    assert (tmp_path / "a" / "summary.json").read_bytes() != (tmp_path / "c" / "summary.json").read_bytes()
+
+
+def test_determinism_does_not_depend_on_the_cache(
+    quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    cfg = load_config(quickstart, tiny)
+    monkeypatch.setenv("PFTLAB_CACHE", str(tmp_path / "cache1"))
+    run_experiment(cfg, tmp_path / "a")
+    monkeypatch.setenv("PFTLAB_CACHE", str(tmp_path / "cache2"))
+    run_experiment(cfg, tmp_path / "b")
+    assert not json.loads((tmp_path / "b" / "run.json").read_text())["global_checkpoint_reused"]
+    assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
