@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,18 @@ def test_determinism_does_not_depend_on_the_cache(
     run_experiment(cfg, tmp_path / "b")
     assert not json.loads((tmp_path / "b" / "run.json").read_text())["global_checkpoint_reused"]
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
+
+
+def test_any_torch_module_runs_by_naming_its_head(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    def model_fn(shape: tuple[int, ...], classes: int) -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(
+            OrderedDict(body=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()), fc=nn.Linear(32, classes))
+        )
+
+    summary = run_experiment(load_config(quickstart, tiny), tmp_path / "run", model_fn=model_fn, head="fc")
+    assert set(summary["methods"]) == {"global-model", "ft", "lp", "lp-ft"}
+    assert summary["methods"]["lp"]["local"] > 0

@@ -123,16 +123,16 @@ def split_indices(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split one client's samples into train / val / test, stratified by label.
 
-    Samples are shuffled, ordered by label, and val / test slots are spread evenly along that
-    order, so each split keeps the client's label mix even for rare classes.
+    Samples are shuffled and ordered by label; test slots are spread evenly along that order,
+    then val slots along what remains, so each class's share of a split is within about one
+    sample of its share of the client.
     """
     n = len(indices)
     n_test, n_val = round(n * test_fraction), round(n * val_fraction)
     order = rng.permutation(indices)
     order = order[np.argsort(labels[order], kind="stable")]
-    held = _spread(n, n_test + n_val, rng)
-    test_slots = held[_spread(len(held), n_test, rng)]
     role = np.zeros(n, dtype=np.int8)
-    role[held] = 1
-    role[test_slots] = 2
+    role[_spread(n, n_test, rng)] = 2
+    rest = np.flatnonzero(role == 0)
+    role[rest[_spread(len(rest), n_val, rng)]] = 1
     return tuple(np.sort(order[role == r]) for r in (0, 1, 2))  # type: ignore[return-value]

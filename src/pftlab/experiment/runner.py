@@ -49,6 +49,7 @@ def personalize_all(
     pool: TestPool,
     global_features: torch.Tensor,
     advance: Callable[[], None] = lambda: None,
+    head: str = "head",
 ) -> np.ndarray:
     """correct[i, j] for one method: personalize every client from the global weights, score on all."""
     spec = METHODS[method]
@@ -58,17 +59,27 @@ def personalize_all(
     rows = []
     for client in fed.clients:
         model.load_state_dict(global_weights)
-        train(model, phases, client.train, cfg.personalize, cfg.seed, "personalize", client.client_id)
+        train(model, phases, client.train, cfg.personalize, cfg.seed, "personalize", client.client_id, head)
         if frozen:
-            rows.append(correct_row_from_features(head_module(model, "head"), pool, global_features))
+            rows.append(correct_row_from_features(head_module(model, head), pool, global_features))
         else:
             rows.append(correct_row(model, pool))
         advance()
     return np.stack(rows)
 
 
-def run_experiment(cfg: Config, out: Path, console: Console | None = None, model_fn: ModelFn | None = None) -> dict:
-    """Run the whole pipeline and write the run directory; return the summary."""
+def run_experiment(
+    cfg: Config,
+    out: Path,
+    console: Console | None = None,
+    model_fn: ModelFn | None = None,
+    head: str = "head",
+) -> dict:
+    """Run the whole pipeline and write the run directory; return the summary.
+
+    `model_fn(input_shape, num_classes)` replaces the configured model with any torch module
+    whose last layer is the submodule named `head`.
+    """
     console = console or Console(stderr=True)
     threads = set_threads(cfg.runtime.threads)
     timings: dict[str, float] = {}
@@ -98,13 +109,21 @@ def run_experiment(cfg: Config, out: Path, console: Console | None = None, model
         timings["global"] = time.perf_counter() - t0
 
         pool = TestPool.of(fed)
-        global_features = pool_features(model, pool)
+        global_features = pool_features(model, pool, head)
         correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
             correct[method] = personalize_all(
-                model, weights, fed, cfg, method, pool, global_features, lambda t=task: progress.update(t, advance=1)
+                model,
+                weights,
+                fed,
+                cfg,
+                method,
+                pool,
+                global_features,
+                lambda t=task: progress.update(t, advance=1),
+                head,
             )
             timings[method] = time.perf_counter() - t0
 
