@@ -38,7 +38,7 @@ def _methods(args: argparse.Namespace) -> int:
 
     for name, m in METHODS.items():
         params = ", ".join(f"{k}={f.default}" for k, f in m.Params.model_fields.items())
-        print(f"{name:<8} {m.summary}\n{'':<8} parameters ([method.{name}]): {params}")
+        print(f"{name:<12} {m.summary}\n{'':<12} parameters ([method.{name}]): {params}")
     return 0
 
 

@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from pftlab.data.dataset import Dataset
+from pftlab.errors import UserError
 from pftlab.experiment.config import OptimizerConfig
 from pftlab.models.heads import features, head_module
 from pftlab.personalize.recipe import Phase
 from pftlab.seeding import numpy_rng
+
+Params = dict[str, nn.Parameter]
 
 
 def make_optimizer(params: Iterable[nn.Parameter], lr: float, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -30,6 +33,63 @@ def epoch_order(n: int, seed: int, purpose: str, client: int, epoch: int) -> tor
     return torch.from_numpy(numpy_rng(seed, purpose, client, epoch).permutation(n))
 
 
+def trained_params(model: nn.Module, train: str, head: str) -> Params:
+    """The parameters a phase trains, by full name: all, the head's, or one submodule's."""
+    if train == "all":
+        return dict(model.named_parameters())
+    prefix = (head if train == "head" else train) + "."
+    chosen = {n: p for n, p in model.named_parameters() if n.startswith(prefix)}
+    if not chosen:
+        blocks = sorted({n.rsplit(".", 2)[0] for n, _ in model.named_parameters()})
+        raise UserError(f"the model has no trainable block {train!r}; blocks with parameters: {', '.join(blocks)}")
+    return chosen
+
+
+def snip_mask(
+    net: nn.Module, params: Params, inputs: torch.Tensor, y: torch.Tensor, sparsity: float, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """True where a weight may change: the (1 - sparsity) share with the largest |dL/dw * w| on local data."""
+    scores = {n: torch.zeros_like(p) for n, p in params.items()}
+    for i in range(0, len(y), batch_size):
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(inputs[i : i + batch_size]), y[i : i + batch_size], reduction="sum").backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                scores[n] += (p.grad * p.detach()).abs()
+    net.zero_grad(set_to_none=True)
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    keep = flat.numel() - round(sparsity * flat.numel())
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[torch.topk(flat, keep, sorted=False).indices] = True
+    pieces = mask.split([s.numel() for s in scores.values()])
+    return {n: m.view_as(scores[n]) for n, m in zip(scores, pieces, strict=True)}
+
+
+def fit_lbfgs(net: nn.Module, params: Params, inputs: torch.Tensor, y: torch.Tensor, phase: Phase) -> float:
+    """Full-batch L-BFGS to convergence: multinomial logistic regression when net is the head."""
+    opt = torch.optim.LBFGS(
+        list(params.values()),
+        lr=1.0,
+        max_iter=phase.max_iter,
+        history_size=20,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(inputs), y)
+        if phase.l2:
+            loss = loss + phase.l2 / 2 * sum((p**2).sum() for n, p in params.items() if n.endswith("weight"))
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(F.cross_entropy(net(inputs), y))
+
+
 def train(
     model: nn.Module,
     phases: Sequence[Phase],
@@ -40,27 +100,55 @@ def train(
     client: int,
     head: str = "head",
 ) -> float:
-    """Run the phases in place on `model`; return the mean training loss of the last epoch.
+    """Run the phases in place on `model`; return the mean data loss (cross-entropy) of the last epoch.
 
     A head-only phase trains the head on backbone features computed once (the backbone is
     frozen, so they cannot change): the cost of linear probing is one forward pass.
     """
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
     epoch, last_loss = 0, math.nan
     for phase in phases:
+        params = trained_params(model, phase.train, head)
         net, inputs = (head_module(model, head), features(model, head, x)) if phase.train == "head" else (model, x)
         net.train()
-        opt = make_optimizer(net.parameters(), phase.lr, optim)
-        for _ in range(phase.epochs):
-            total = 0.0
-            for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):
-                loss = F.cross_entropy(net(inputs[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            last_loss = total / len(y)
-            if not math.isfinite(last_loss):
-                raise FloatingPointError(f"client {client}: training loss became {last_loss} in epoch {epoch}")
-            epoch += 1
+        if phase.freeze_norm:
+            for m in net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        frozen = [p for n, p in model.named_parameters() if n not in params]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            if phase.solver == "lbfgs":
+                last_loss, epoch = fit_lbfgs(net, params, inputs, y, phase), epoch + phase.epochs
+                continue
+            mask = snip_mask(net, params, inputs, y, phase.sparsity, optim.batch_size) if phase.sparsity else {}
+            fixed = {n: params[n].detach().clone() for n in mask}
+            opt = make_optimizer(params.values(), phase.lr, optim)
+            for _ in range(phase.epochs):
+                total = 0.0
+                for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):
+                    data_loss = F.cross_entropy(net(inputs[idx]), y[idx])
+                    loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
+                    if phase.proximal_mu:
+                        loss = loss + phase.proximal_mu / 2 * sum(
+                            ((p - start[n]) ** 2).sum() for n, p in params.items()
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    for n, m in mask.items():
+                        params[n].grad.mul_(m)
+                    opt.step()
+                    with torch.no_grad():
+                        for n, m in mask.items():  # momentum / weight decay must not move frozen weights either
+                            params[n].copy_(torch.where(m, params[n], fixed[n]))
+                    total += data_loss.item() * len(idx)
+                last_loss = total / len(y)
+                if not math.isfinite(last_loss):
+                    raise FloatingPointError(f"client {client}: training loss became {last_loss} in epoch {epoch}")
+                epoch += 1
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
     return last_loss

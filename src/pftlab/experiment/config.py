@@ -53,6 +53,7 @@ class ModelConfig(Strict):
     width: int = Field(32, ge=1, le=1024, description="cnn: channels of the first conv layer")
     hidden: int = Field(128, ge=1, le=16_384, description="width of the feature layer")
     layers: int = Field(2, ge=1, le=64, description="mlp: number of hidden layers")
+    norm: Literal["none", "batch"] = Field("none", description="cnn: BatchNorm after each convolution")
 
 
 class OptimizerConfig(Strict):

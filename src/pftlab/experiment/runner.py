@@ -27,8 +27,7 @@ from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.federated.checkpoint import global_model
 from pftlab.models import build_model, head_module
-from pftlab.personalize import METHODS
-from pftlab.train import train
+from pftlab.personalize import METHODS, personalize_client
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
@@ -54,12 +53,12 @@ def personalize_all(
     """correct[i, j] for one method: personalize every client from the global weights, score on all."""
     spec = METHODS[method]
     params = cfg.method_params(method)
-    phases = spec.recipe(params, cfg.personalize)
     frozen = spec.backbone_frozen(params, cfg.personalize)
     rows = []
     for client in fed.clients:
-        model.load_state_dict(global_weights)
-        train(model, phases, client.train, cfg.personalize, cfg.seed, "personalize", client.client_id, head)
+        personalize_client(
+            model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
+        )
         if frozen:
             rows.append(correct_row_from_features(head_module(model, head), pool, global_features))
         else:

@@ -18,7 +18,7 @@ from pftlab.experiment.config import Config
 from pftlab.federated.fedavg import fedavg
 from pftlab.io import Weights, cache_dir, config_hash, load_weights, save_weights
 
-FORMAT = 1
+FORMAT = 2  # 2: named CNN blocks
 
 
 def checkpoint_key(fed: FederatedData, cfg: Config) -> str:

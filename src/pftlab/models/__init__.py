@@ -22,5 +22,5 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
         if cfg.name == "cnn":
             if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
                 raise UserError(f"model 'cnn' needs square images (C, H, H), got input shape {input_shape}")
-            return SmallCNN(input_shape[0], input_shape[1], num_classes, cfg.width, cfg.hidden)
+            return SmallCNN(input_shape[0], input_shape[1], num_classes, cfg.width, cfg.hidden, cfg.norm)
         return MLP(input_shape, num_classes, cfg.hidden, cfg.layers)

@@ -1,30 +1,46 @@
-"""A small CNN for 8-32 px images: two conv blocks and a hidden layer (the features), then a linear head.
+"""A small CNN for 8-32 px images: two conv blocks and a feature layer, then a linear head.
 
-No normalisation layers by default: FedAvg of BatchNorm statistics is its own research question,
-and a stateless backbone keeps features a pure function of the weights.
+Blocks are named (`backbone.block1`, `backbone.block2`, `backbone.features`) so a method can
+train one of them (surgical fine-tuning). No normalisation by default: FedAvg of BatchNorm
+statistics is its own research question, and a stateless backbone keeps features a pure
+function of the weights; `norm = "batch"` adds BatchNorm after each convolution.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Literal
+
 from torch import nn
 
 
+def _conv_block(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1)]
+    if norm == "batch":
+        layers.append(nn.BatchNorm2d(c_out))
+    return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
+
+
 class SmallCNN(nn.Module):
-    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int = 32, hidden: int = 128):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        width: int = 32,
+        hidden: int = 128,
+        norm: Literal["none", "batch"] = "none",
+    ):
         super().__init__()
         side = image_size // 4
         if side < 1:
             raise ValueError(f"SmallCNN needs images of at least 4 px, got {image_size}")
         self.backbone = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(2 * width * side * side, hidden),
-            nn.ReLU(),
+            OrderedDict(
+                block1=_conv_block(in_channels, width, norm),
+                block2=_conv_block(width, 2 * width, norm),
+                features=nn.Sequential(nn.Flatten(), nn.Linear(2 * width * side * side, hidden), nn.ReLU()),
+            )
         )
         self.head = nn.Linear(hidden, num_classes)
 

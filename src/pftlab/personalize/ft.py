@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase
+from pftlab.personalize.recipe import Method, Phase, single
 
 
 class Params(Strict):
@@ -14,5 +14,5 @@ METHOD = Method(
     "ft",
     "fine-tune all parameters on local data",
     Params,
-    lambda p, budget: [Phase("all", budget.epochs, p.lr)],
+    lambda p, budget: single(Phase("all", budget.epochs, p.lr)),
 )

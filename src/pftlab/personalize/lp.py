@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase
+from pftlab.personalize.recipe import Method, Phase, single
 
 
 class Params(Strict):
@@ -14,5 +14,5 @@ METHOD = Method(
     "lp",
     "linear probing: train only the head on frozen global features",
     Params,
-    lambda p, budget: [Phase("head", budget.epochs, p.lr)],
+    lambda p, budget: single(Phase("head", budget.epochs, p.lr)),
 )

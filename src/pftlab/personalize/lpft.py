@@ -7,7 +7,7 @@ globally learned features move less than under plain FT.
 from pydantic import Field
 
 from pftlab.experiment.config import PersonalizeConfig, Strict
-from pftlab.personalize.recipe import Method, Phase
+from pftlab.personalize.recipe import Method, Phase, single
 
 
 class Params(Strict):
@@ -16,7 +16,7 @@ class Params(Strict):
     ft_lr: float = Field(0.01, gt=0, le=100)
 
 
-def _check(p: Params, budget: PersonalizeConfig) -> str | None:
+def check_lp_epochs(p, budget: PersonalizeConfig) -> str | None:
     if p.lp_epochs > budget.epochs:
         return f"lp_epochs={p.lp_epochs} exceeds the budget personalize.epochs={budget.epochs}"
     return None
@@ -26,6 +26,6 @@ METHOD = Method(
     "lp-ft",
     "linear probing, then fine-tuning all parameters (same total epochs)",
     Params,
-    lambda p, budget: [Phase("head", p.lp_epochs, p.lp_lr), Phase("all", budget.epochs - p.lp_epochs, p.ft_lr)],
-    _check,
+    lambda p, budget: single(Phase("head", p.lp_epochs, p.lp_lr), Phase("all", budget.epochs - p.lp_epochs, p.ft_lr)),
+    check_lp_epochs,
 )

@@ -1,26 +1,75 @@
-"""A personalization method as data: phases of the one shared training loop.
+"""A personalization method as data: runs of the one shared training loop, then a combine step.
 
-A phase answers which parameters train, for how many epochs, at which learning rate. Later
-methods add answers (extra loss terms, gradient masks, what to do with the weights after);
-the loop in pftlab.train stays one loop.
+A phase answers which parameters train, for how many epochs, at which learning rate, with
+which extra loss terms (proximal, flooding), which weights are masked (sparse) and how (SGD or
+L-BFGS). A plan is one or more runs from the global weights (a soup has several) and what to do
+with their results (keep, average, interpolate with the global weights).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import torch
 
 from pftlab.experiment.config import PersonalizeConfig, Strict
 
-Trainable = Literal["all", "head"]
+Weights = dict[str, torch.Tensor]
+Combine = Callable[[Weights, list[Weights]], Weights]
 
 
 @dataclass(frozen=True)
 class Phase:
-    train: Trainable
+    train: str  # "all", "head", or the name of a submodule whose parameters train (surgical)
     epochs: int
     lr: float
+    proximal_mu: float = 0.0  # + mu/2 ||theta - theta_start||^2 over the trained parameters
+    sparsity: float = 0.0  # fraction of trained weights frozen: the lowest SNIP scores |dL/dw * w|
+    flood: float | None = None  # loss flooding level b: minimise |loss - b| + b
+    solver: Literal["sgd", "lbfgs"] = "sgd"  # lbfgs: full batch, run to convergence (max_iter steps)
+    max_iter: int = 200
+    l2: float = 0.0  # lbfgs: l2 penalty on the trained weights
+    freeze_norm: bool = False  # BatchNorm layers stay in eval mode: running statistics frozen
+
+
+@dataclass(frozen=True)
+class Run:
+    phases: tuple[Phase, ...]
+    order: str = "personalize"  # data-order key: runs sharing it see the same batches
+
+
+def keep_last(start: Weights, results: list[Weights]) -> Weights:
+    return results[-1]
+
+
+def average(start: Weights, results: list[Weights]) -> Weights:
+    """Weight-wise mean of the runs (a uniform soup)."""
+    return {
+        k: sum(r[k] for r in results) / len(results) if results[0][k].is_floating_point() else results[0][k]
+        for k in results[0]
+    }
+
+
+def interpolate(alpha: float) -> Combine:
+    """(1 - alpha) * start + alpha * result: WiSE-FT between the global and the fine-tuned model."""
+
+    def combine(start: Weights, results: list[Weights]) -> Weights:
+        end = results[-1]
+        return {k: (1 - alpha) * start[k] + alpha * end[k] if end[k].is_floating_point() else end[k] for k in end}
+
+    return combine
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: tuple[Run, ...]
+    combine: Combine = keep_last
+
+
+def single(*phases: Phase) -> Plan:
+    return Plan((Run(tuple(phases)),))
 
 
 def no_check(params: Any, budget: PersonalizeConfig) -> str | None:
@@ -29,21 +78,36 @@ def no_check(params: Any, budget: PersonalizeConfig) -> str | None:
 
 @dataclass(frozen=True)
 class Method:
-    """A named recipe: its hyper-parameters (a Strict model) and the phases they give."""
+    """A named method: its hyper-parameters (a Strict model) and the plan they give.
+
+    `custom`, when set, replaces the plan machinery for methods that are not runs of the shared
+    loop (LSS trains a pool of models through their interpolations).
+    """
 
     name: str
     summary: str
     Params: type[Strict]
-    phases: Callable[[Any, PersonalizeConfig], list[Phase]]
+    plan: Callable[[Any, PersonalizeConfig], Plan]
     check: Callable[[Any, PersonalizeConfig], str | None] = no_check
+    custom: Callable[..., None] | None = field(default=None)
+
+    def checked_plan(self, params: Any, budget: PersonalizeConfig) -> Plan:
+        """The plan with empty phases dropped; every run must fill the epoch budget exactly."""
+        plan = self.plan(params, budget)
+        runs = []
+        for run in plan.runs:
+            if any(p.epochs < 0 for p in run.phases) or sum(p.epochs for p in run.phases) != budget.epochs:
+                raise ValueError(f"{self.name}: phases {run.phases} do not fill the budget of {budget.epochs} epochs")
+            runs.append(Run(tuple(p for p in run.phases if p.epochs > 0), run.order))
+        return Plan(tuple(runs), plan.combine)
 
     def recipe(self, params: Any, budget: PersonalizeConfig) -> list[Phase]:
-        """The phases that run (empty ones dropped); their epochs add up to the budget."""
-        phases = self.phases(params, budget)
-        if any(p.epochs < 0 for p in phases) or sum(p.epochs for p in phases) != budget.epochs:
-            raise ValueError(f"{self.name}: phases {phases} do not fill the budget of {budget.epochs} epochs")
-        return [p for p in phases if p.epochs > 0]
+        """The phases of a single-run method."""
+        (run,) = self.checked_plan(params, budget).runs
+        return list(run.phases)
 
     def backbone_frozen(self, params: Any, budget: PersonalizeConfig) -> bool:
         """True when no phase trains the backbone: its features can be computed once."""
-        return all(p.train == "head" for p in self.recipe(params, budget))
+        if self.custom is not None:
+            return False
+        return all(p.train == "head" for run in self.checked_plan(params, budget).runs for p in run.phases)

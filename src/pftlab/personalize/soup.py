@@ -1,0 +1,25 @@
+"""Soup FT: K fine-tuned copies (their own data orders, learning rates cycled from a list) averaged weight-wise.
+
+Each ingredient gets the whole epoch budget, so a soup costs K times FT.
+"""
+
+from pydantic import Field
+
+from pftlab.experiment.config import Strict
+from pftlab.personalize.recipe import Method, Phase, Plan, Run, average
+
+
+class Params(Strict):
+    ingredients: int = Field(3, ge=1, le=100)
+    lrs: list[float] = Field(default=[0.005, 0.01, 0.02], min_length=1, max_length=100, description="cycled")
+
+
+def plan(p: Params, budget) -> Plan:
+    runs = tuple(
+        Run((Phase("all", budget.epochs, p.lrs[k % len(p.lrs)]),), order="personalize" if k == 0 else f"soup{k}")
+        for k in range(p.ingredients)
+    )
+    return Plan(runs, average)
+
+
+METHOD = Method("soup-ft", "average of K fine-tuned copies (different data orders and lrs)", Params, plan)

@@ -1,0 +1,19 @@
+"""WiSE-FT (Wortsman et al. 2022): FT, then interpolate the weights: (1 - alpha) * global + alpha * fine-tuned."""
+
+from pydantic import Field
+
+from pftlab.experiment.config import Strict
+from pftlab.personalize.recipe import Method, Phase, Plan, Run, interpolate
+
+
+class Params(Strict):
+    lr: float = Field(0.01, gt=0, le=100)
+    alpha: float = Field(0.5, ge=0, le=1, description="0 = the global model, 1 = FT")
+
+
+METHOD = Method(
+    "wise-ft",
+    "FT, then weight interpolation with the global model by alpha",
+    Params,
+    lambda p, budget: Plan((Run((Phase("all", budget.epochs, p.lr),)),), interpolate(p.alpha)),
+)
