@@ -33,3 +33,15 @@ def quickstart() -> Path:
 def tiny() -> list[str]:
     """Overrides that shrink the quickstart to seconds: 4 clients, 3 rounds, 3 epochs."""
     return list(TINY)
+
+
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _offline_data(monkeypatch: pytest.MonkeyPatch) -> Path | None:
+    """Dataset sources read the offline data folder (`../shared/data` from the repo root) when it exists."""
+    if not SHARED_DATA.is_dir():
+        return None
+    monkeypatch.setenv("PFTLAB_DATA", str(SHARED_DATA))
+    return SHARED_DATA

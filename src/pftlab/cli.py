@@ -18,16 +18,22 @@ class _Parser(argparse.ArgumentParser):
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from pftlab.experiment.aggregate import run_seeds
     from pftlab.experiment.config import load_config
     from pftlab.experiment.runner import run_experiment
-    from pftlab.report.table import summary_table
+    from pftlab.report.table import aggregate_table, summary_table
 
     cfg = load_config(Path(args.config), args.set)
     if args.no_progress:
         cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"progress": False})})
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    summary = run_experiment(cfg, out)
     console = Console()
+    if args.seeds:
+        agg = run_seeds(cfg, args.seeds, out)
+        console.print(aggregate_table(agg))
+        console.print(f"results in {out}/ (aggregate.json, aggregate.md, and one run directory per seed)")
+        return 0
+    summary = run_experiment(cfg, out)
     console.print(summary_table(summary))
     console.print(f"results in {out}/ (summary.json, clients.csv, matrices/, local_vs_global.png, matrices.png)")
     return 0
@@ -61,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set personalize.epochs=5 (repeatable)",
     )
     run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    run.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="run once per seed into DIR/seed<k>/ and write mean ± std to DIR/aggregate.{json,md}",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -75,7 +77,7 @@ def test_sparse_ft_changes_only_unmasked_weights_and_freezes_the_rate(client, st
 
 def test_proximal_distance_to_global_falls_as_mu_grows(client, start) -> None:
     dists = [distance(run("proximal-ft", client, start, mu=mu, lr=0.05)[0], start) for mu in (0.0, 1.0, 10.0, 30.0)]
-    assert all(a > b for a, b in zip(dists, dists[1:], strict=False)), dists
+    assert all(a > b for a, b in itertools.pairwise(dists)), dists
     ft, _ = run("ft", client, start, lr=0.05)
     assert abs(dists[0] - distance(ft, start)) < 1e-6, "mu = 0 is plain FT"
 
@@ -117,7 +119,7 @@ def test_surgical_ft_changes_only_its_block(block: str, client, start) -> None:
 
 
 def test_surgical_ft_unknown_block_is_a_user_error(client, start) -> None:
-    with pytest.raises(UserError, match="no trainable block 'backbone.block9'.*backbone.block1"):
+    with pytest.raises(UserError, match=r"no trainable block 'backbone\.block9'.*backbone\.block1"):
         run("surgical-ft", client, start, block="backbone.block9")
 
 
@@ -136,7 +138,7 @@ def test_flooding_holds_the_training_loss_at_its_level(client, start) -> None:
 
 
 def test_kumar_lpft_freezes_batchnorm_statistics_and_fits_the_probe(client, start) -> None:
-    weights, model = run("lp-ft-kumar", client, start, norm="batch", lp_epochs=2, ft_lr=0.001, lp_l2=1e-2)
+    weights, _ = run("lp-ft-kumar", client, start, norm="batch", lp_epochs=2, ft_lr=0.001, lp_l2=1e-2)
     fresh = build_model(ModelConfig(width=8, hidden=32, norm="batch"), client.train.input_shape, 10, seed=0)
     stats = [k for k in weights if "running_" in k]
     assert stats and all(torch.equal(weights[k], fresh.state_dict()[k]) for k in stats)
@@ -176,5 +178,5 @@ def test_lss_affinity_pulls_toward_the_start(client, start) -> None:
 def test_lss_refuses_an_unbounded_loss() -> None:
     from pftlab.experiment.config import from_dict
 
-    with pytest.raises(UserError, match="diversity=0.2 must be below affinity=0.1"):
+    with pytest.raises(UserError, match=r"diversity=0\.2 must be below affinity=0\.1"):
         from_dict({"personalize": {"methods": ["lss-ft"]}, "method": {"lss-ft": {"diversity": 0.2}}})

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pftlab.data.dataset import FederatedData
+from pftlab.data.dataset import Dataset, FederatedData
 from pftlab.models.heads import features
 
 
@@ -53,8 +53,20 @@ def correct_row_from_features(head: nn.Module, pool: TestPool, pool_features: to
     return pool.hits_per_client(head(pool_features))
 
 
+@torch.no_grad()
+def accuracy(model: nn.Module, data: Dataset, batch_size: int = 2048) -> float:
+    """Accuracy (%) of one model on one dataset (a client's validation split)."""
+    model.eval()
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    hits = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+        for i in range(0, len(y), batch_size)
+    )
+    return 100.0 * hits / max(len(y), 1)
+
+
 def pool_features(model: nn.Module, pool: TestPool, head: str = "head") -> torch.Tensor:
     return features(model, head, pool.x)
 
 
-__all__ = ["TestPool", "correct_row", "correct_row_from_features", "pool_features"]
+__all__ = ["TestPool", "accuracy", "correct_row", "correct_row_from_features", "pool_features"]

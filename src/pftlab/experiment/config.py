@@ -7,6 +7,7 @@ with one line naming the key and what is allowed. Method hyper-parameters live i
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pftlab.errors import UserError
 
+MAX_GRID = 64
 DomainName = Literal["clean", "rotate", "invert", "noise", "blur", "low-contrast"]
 
 
@@ -100,6 +102,9 @@ class Config(Strict):
     federated: FederatedConfig = FederatedConfig()
     personalize: PersonalizeConfig = PersonalizeConfig()
     method: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method hyper-parameters")
+    search: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict, description="per-method grids, chosen per client on its validation split"
+    )
     runtime: RuntimeConfig = RuntimeConfig()
 
     @model_validator(mode="after")
@@ -118,7 +123,35 @@ class Config(Strict):
             problem = METHODS[name].check(self.method_params(name), self.personalize)
             if problem:
                 raise ValueError(f"method.{name}: {problem}")
+        for name, grid in self.search.items():
+            if name not in self.personalize.methods:
+                raise ValueError(f"search.{name}: {name!r} is not in personalize.methods {self.personalize.methods}")
+            fields = METHODS[name].Params.model_fields
+            for key, values in grid.items():
+                if key not in fields:
+                    raise ValueError(f"search.{name}: unknown key {key!r}; allowed: {', '.join(fields)}")
+                if not 1 <= len(values) <= MAX_GRID:
+                    raise ValueError(f"search.{name}.{key}: give 1 to {MAX_GRID} values, got {len(values)}")
+            if math.prod(len(v) for v in grid.values()) > MAX_GRID:
+                raise ValueError(f"search.{name}: the grid has more than {MAX_GRID} points")
+            for point in self.search_grid(name):
+                problem = METHODS[name].check(point, self.personalize)
+                if problem:
+                    raise ValueError(f"search.{name}: {problem}")
         return self
+
+    def search_grid(self, name: str) -> list[Any]:
+        """Every grid point of `[search.<name>]` over the method's base parameters; [base] without a grid."""
+        from pftlab.personalize import METHODS
+
+        base, grid = self.method.get(name, {}), self.search.get(name, {})
+        points = []
+        for combo in itertools.product(*grid.values()):
+            try:
+                points.append(METHODS[name].Params.model_validate({**base, **dict(zip(grid, combo, strict=True))}))
+            except ValidationError as err:
+                raise ValueError(_one_line(err, METHODS[name].Params, f"search.{name}.")) from None
+        return points
 
     def method_params(self, name: str) -> Any:
         from pftlab.personalize import METHODS
@@ -129,6 +162,8 @@ class Config(Strict):
         """The whole config with every default filled in, methods' parameters included."""
         out = self.model_dump(mode="json")
         out["method"] = {m: self.method_params(m).model_dump(mode="json") for m in self.personalize.methods}
+        if not self.search:
+            del out["search"]
         return out
 
 

@@ -37,6 +37,7 @@ def write_results(
     correct: dict[str, np.ndarray],
     sizes: np.ndarray,
     run_info: dict[str, Any],
+    searched: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     write_config(out, cfg)
     write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
@@ -67,5 +68,7 @@ def write_results(
     }
     write_json(out / "summary.json", summary)
     write_json(out / "run.json", run_info)
+    if searched:  # hyper-parameters each client chose on its own validation split
+        write_json(out / "search.json", searched)
     plot_run(out, correct, sizes, fed)
     return summary

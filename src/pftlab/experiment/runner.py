@@ -22,7 +22,7 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
-from pftlab.evaluate.matrix import TestPool, correct_row, correct_row_from_features, pool_features
+from pftlab.evaluate.matrix import TestPool, accuracy, correct_row, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.federated.checkpoint import global_model
@@ -49,22 +49,35 @@ def personalize_all(
     global_features: torch.Tensor,
     advance: Callable[[], None] = lambda: None,
     head: str = "head",
-) -> np.ndarray:
-    """correct[i, j] for one method: personalize every client from the global weights, score on all."""
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """correct[i, j] for one method, and what each client chose from the method's search grid.
+
+    Every client is personalized from the global weights with each grid point; the point with
+    the best accuracy on the client's own validation split is kept (the first on ties). Test
+    data plays no part in the choice.
+    """
     spec = METHODS[method]
-    params = cfg.method_params(method)
-    frozen = spec.backbone_frozen(params, cfg.personalize)
-    rows = []
+    candidates = cfg.search_grid(method)
+    rows, chosen = [], []
     for client in fed.clients:
-        personalize_client(
-            model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
-        )
-        if frozen:
+        best: tuple[float, Any, dict[str, torch.Tensor]] | None = None
+        for params in candidates:
+            weights = personalize_client(
+                model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
+            )
+            val = accuracy(model, client.val) if len(candidates) > 1 else float("nan")
+            if best is None or val > best[0]:
+                best = (val, params, weights)
+        val, params, weights = best  # type: ignore[misc]
+        model.load_state_dict(weights)
+        if spec.backbone_frozen(params, cfg.personalize):
             rows.append(correct_row_from_features(head_module(model, head), pool, global_features))
         else:
             rows.append(correct_row(model, pool))
+        if len(candidates) > 1:
+            chosen.append({"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
         advance()
-    return np.stack(rows)
+    return np.stack(rows), chosen
 
 
 def run_experiment(
@@ -110,10 +123,11 @@ def run_experiment(
         pool = TestPool.of(fed)
         global_features = pool_features(model, pool, head)
         correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
+        searched: dict[str, list[dict[str, Any]]] = {}
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
-            correct[method] = personalize_all(
+            correct[method], chosen = personalize_all(
                 model,
                 weights,
                 fed,
@@ -125,6 +139,8 @@ def run_experiment(
                 head,
             )
             timings[method] = time.perf_counter() - t0
+            if chosen:
+                searched[method] = chosen
 
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ckpt, out / ".global.safetensors.tmp")
@@ -138,4 +154,4 @@ def run_experiment(
         "global_checkpoint_reused": reused,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
-    return write_results(out, cfg, fed, correct, pool.sizes, run_info)
+    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched)

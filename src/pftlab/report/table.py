@@ -31,3 +31,27 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for method, m in summary["methods"].items():
         lines.append(f"| {method} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _title(agg: dict[str, Any]) -> str:
+    seeds = ", ".join(map(str, agg["seeds"]))
+    return f"{agg['benchmark']}: {agg['num_clients']} clients, seeds {seeds}: mean ± std (accuracy %)"
+
+
+def aggregate_table(agg: dict[str, Any]) -> Table:
+    """The terminal's 80 columns hold six mean ± std columns; aggregate.md has global_balanced too."""
+    columns = [c for c in COLUMNS if c != "global_balanced"]
+    table = Table(title=_title(agg), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("method", no_wrap=True)
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for method, m in agg["methods"].items():
+        table.add_row(method, *(f"{m[c]['mean']:.1f}±{m[c]['std']:.1f}" for c in columns))
+    return table
+
+
+def aggregate_markdown(agg: dict[str, Any]) -> str:
+    lines = [f"{_title(agg)}", "", "| method | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for method, m in agg["methods"].items():
+        lines.append(f"| {method} | " + " | ".join(f"{m[c]['mean']:.2f} ± {m[c]['std']:.2f}" for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
