@@ -18,14 +18,14 @@ from pftlab.models.heads import features
 
 
 @dataclass(frozen=True)
-class TestPool:
+class EvalPool:
     x: torch.Tensor
     y: torch.Tensor
     owner: torch.Tensor
     sizes: np.ndarray
 
     @classmethod
-    def of(cls, fed: FederatedData) -> TestPool:
+    def of(cls, fed: FederatedData) -> EvalPool:
         tests = [c.test for c in fed.clients]
         return cls(
             torch.from_numpy(np.concatenate([t.x for t in tests])),
@@ -40,7 +40,7 @@ class TestPool:
 
 
 @torch.no_grad()
-def correct_row(model: nn.Module, pool: TestPool, batch_size: int = 2048) -> np.ndarray:
+def correct_row(model: nn.Module, pool: EvalPool, batch_size: int = 2048) -> np.ndarray:
     """Hits of one model on every client's test set."""
     model.eval()
     logits = torch.cat([model(pool.x[i : i + batch_size]) for i in range(0, len(pool.y), batch_size)])
@@ -48,7 +48,7 @@ def correct_row(model: nn.Module, pool: TestPool, batch_size: int = 2048) -> np.
 
 
 @torch.no_grad()
-def correct_row_from_features(head: nn.Module, pool: TestPool, pool_features: torch.Tensor) -> np.ndarray:
+def correct_row_from_features(head: nn.Module, pool: EvalPool, pool_features: torch.Tensor) -> np.ndarray:
     head.eval()
     return pool.hits_per_client(head(pool_features))
 
@@ -65,8 +65,8 @@ def accuracy(model: nn.Module, data: Dataset, batch_size: int = 2048) -> float:
     return 100.0 * hits / max(len(y), 1)
 
 
-def pool_features(model: nn.Module, pool: TestPool, head: str = "head") -> torch.Tensor:
+def pool_features(model: nn.Module, pool: EvalPool, head: str = "head") -> torch.Tensor:
     return features(model, head, pool.x)
 
 
-__all__ = ["TestPool", "accuracy", "correct_row", "correct_row_from_features", "pool_features"]
+__all__ = ["EvalPool", "accuracy", "correct_row", "correct_row_from_features", "pool_features"]

@@ -22,7 +22,7 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
-from pftlab.evaluate.matrix import TestPool, accuracy, correct_row, correct_row_from_features, pool_features
+from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.federated.checkpoint import global_model
@@ -45,7 +45,7 @@ def personalize_all(
     fed: Any,
     cfg: Config,
     method: str,
-    pool: TestPool,
+    pool: EvalPool,
     global_features: torch.Tensor,
     advance: Callable[[], None] = lambda: None,
     head: str = "head",
@@ -120,7 +120,7 @@ def run_experiment(
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
         timings["global"] = time.perf_counter() - t0
 
-        pool = TestPool.of(fed)
+        pool = EvalPool.of(fed)
         global_features = pool_features(model, pool, head)
         correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
         searched: dict[str, list[dict[str, Any]]] = {}
