@@ -15,7 +15,7 @@ def test_quickstart_config_is_valid_and_round_trips(tmp_path: Path) -> None:
     assert cfg.personalize.methods == ["ft", "lp", "lp-ft"]
     resolved = tmp_path / "resolved.toml"
     resolved.write_text(dumps_toml(cfg))
-    assert load_config(resolved) == cfg
+    assert load_config(resolved).resolved() == cfg.resolved()
 
 
 def test_defaults_fill_every_method_table() -> None:
@@ -28,7 +28,13 @@ def test_defaults_fill_every_method_table() -> None:
     ("raw", "expected"),
     [
         ({"bogus": 1}, "unknown key 'bogus'"),
-        ({"data": {"num_client": 3}}, "unknown key 'data.num_client'; allowed here: benchmark, num_clients"),
+        (
+            {"data": {"num_client": 3}},
+            "unknown key 'data.num_client' for benchmark 'digits-quick'; allowed: benchmark, size,",
+        ),
+        ({"data": {"benchmark": "imagenet"}}, "data.benchmark: unknown benchmark 'imagenet'; allowed: digits-quick"),
+        ({"data": {"size": "huge"}}, "data.size: Input should be 'quick' or 'default'"),
+        ({"data": {"domains": ["sepia"]}}, "data.domains.0: Input should be 'clean', 'rotate'"),
         ({"data": {"num_clients": "3"}}, "data.num_clients: Input should be a valid integer"),
         ({"data": {"num_clients": 1}}, "data.num_clients: Input should be greater than or equal to 2"),
         ({"data": {"alpha": float("nan")}}, "data.alpha: Input should be a finite number"),
@@ -44,7 +50,7 @@ def test_defaults_fill_every_method_table() -> None:
         ({"method": {"ft": {"lr": 0}}}, "method.ft.lr: Input should be greater than 0"),
         ({"method": {"ft": {"learning_rate": 0.1}}}, "unknown key 'method.ft.learning_rate'; allowed here: lr"),
         ({"method": {"lp-ft": {"lp_epochs": 20}}}, "lp_epochs=20 exceeds the budget personalize.epochs=15"),
-        ({"model": {"name": "resnet"}}, "model.name: Input should be 'cnn' or 'mlp'"),
+        ({"model": {"name": "resnet"}}, "model.name: Input should be 'auto', 'cnn' or 'mlp'"),
     ],
 )
 def test_bad_config_gives_one_line_naming_the_key(raw: dict, expected: str) -> None:

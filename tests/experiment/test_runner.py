@@ -26,7 +26,7 @@ def test_end_to_end_run_directory(quickstart: Path, tiny: list[str], tmp_path: P
         "matrices.png",
     ):
         assert (out / name).is_file(), name
-    assert load_config(out / "config.toml") == cfg
+    assert load_config(out / "config.toml").resolved() == cfg.resolved()
     assert set(summary["methods"]) == {"global-model", "ft", "lp", "lp-ft"}
     for metrics in summary["methods"].values():
         assert 0 <= metrics["worst"] <= metrics["global_balanced"] <= 100

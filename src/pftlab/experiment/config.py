@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pftlab.errors import UserError
 
 MAX_GRID = 64
-DomainName = Literal["clean", "rotate", "invert", "noise", "blur", "low-contrast"]
 
 
 class Strict(BaseModel):
@@ -28,30 +27,64 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-class DataConfig(Strict):
-    benchmark: str = "digits-quick"
+class PartitionParams(Strict):
+    """Label-skew keys shared by every benchmark that partitions a pool of samples."""
+
     num_clients: int = Field(10, ge=2, le=100_000)
     partition: Literal["iid", "dirichlet", "pathological"] = "dirichlet"
     alpha: float = Field(0.5, gt=0, le=1e6, description="Dirichlet concentration; large is close to IID")
     classes_per_client: int = Field(2, ge=1, le=100_000, description="for partition = 'pathological'")
     min_client_size: int = Field(20, ge=3, le=10_000_000, description="before the train / val / test split")
+
+
+class DataConfig(Strict):
+    """Keys every benchmark shares; any other key of [data] belongs to the benchmark's own Params."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False, frozen=True)
+
+    benchmark: str = "digits-quick"
+    size: Literal["quick", "default"] = Field("default", description="quick: small, for tests and a first look")
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.25, gt=0, lt=1)
-    domains: list[DomainName] = Field(
-        default=["clean", "rotate", "invert", "noise", "blur"],
-        max_length=1000,
-        description="feature shift: client c gets domains[c % len(domains)]; [] for none",
-    )
+    swap_pairs: int = Field(0, ge=0, le=1000, description="concept shift: class pairs whose labels each client swaps")
 
     @model_validator(mode="after")
-    def _fractions(self) -> DataConfig:
+    def _benchmark_params(self) -> DataConfig:
+        from pftlab.data.benchmarks import BENCHMARKS
+
         if self.val_fraction + self.test_fraction > 0.8:
             raise ValueError("val_fraction + test_fraction must be <= 0.8 so every client keeps training data")
+        if self.benchmark not in BENCHMARKS:
+            allowed = ", ".join(BENCHMARKS)
+            raise ValueError(f"config: data.benchmark: unknown benchmark {self.benchmark!r}; allowed: {allowed}")
+        self.params()
         return self
+
+    def params(self) -> Any:
+        """The benchmark's validated parameters: its defaults, then its quick sizes, then the config's keys."""
+        from pftlab.data.benchmarks import BENCHMARKS
+
+        bench = BENCHMARKS[self.benchmark]
+        given = {**(bench.quick if self.size == "quick" else {}), **(self.model_extra or {})}
+        try:
+            return bench.Params.model_validate(given)
+        except ValidationError as err:
+            e = err.errors(include_url=False)[0]
+            if e["type"] == "extra_forbidden":
+                allowed = [*type(self).model_fields, *bench.Params.model_fields]
+                raise ValueError(
+                    f"config: unknown key 'data.{e['loc'][0]}' for benchmark {self.benchmark!r}; "
+                    f"allowed: {', '.join(allowed)}"
+                ) from None
+            raise ValueError(_one_line(err, bench.Params, "data.")) from None
+
+    def resolved(self) -> dict[str, Any]:
+        generic = {k: getattr(self, k) for k in type(self).model_fields}
+        return {**generic, **self.params().model_dump(mode="json")}
 
 
 class ModelConfig(Strict):
-    name: Literal["cnn", "mlp"] = "cnn"
+    name: Literal["auto", "cnn", "mlp"] = Field("auto", description="auto: cnn for images, mlp for tables")
     width: int = Field(32, ge=1, le=1024, description="cnn: channels of the first conv layer")
     hidden: int = Field(128, ge=1, le=16_384, description="width of the feature layer")
     layers: int = Field(2, ge=1, le=64, description="mlp: number of hidden layers")
@@ -161,6 +194,7 @@ class Config(Strict):
     def resolved(self) -> dict[str, Any]:
         """The whole config with every default filled in, methods' parameters included."""
         out = self.model_dump(mode="json")
+        out["data"] = self.data.resolved()
         out["method"] = {m: self.method_params(m).model_dump(mode="json") for m in self.personalize.methods}
         if not self.search:
             del out["search"]

@@ -19,7 +19,10 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
     """The configured model, initialised from (seed, "init") only."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
-        if cfg.name == "cnn":
+        name = cfg.name
+        if name == "auto":
+            name = "cnn" if len(input_shape) == 3 and input_shape[1] == input_shape[2] else "mlp"
+        if name == "cnn":
             if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
                 raise UserError(f"model 'cnn' needs square images (C, H, H), got input shape {input_shape}")
             return SmallCNN(input_shape[0], input_shape[1], num_classes, cfg.width, cfg.hidden, cfg.norm)

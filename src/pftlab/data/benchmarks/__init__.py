@@ -1,0 +1,32 @@
+"""Named benchmarks: a source, a partition and a shift, turned into per-client pools.
+
+A benchmark is one file here defining `Params` (its keys of the [data] table, with defaults
+for the default size), `QUICK` (the keys a `size = "quick"` run changes) and a function
+(params, seed) -> list[ClientPool]; registering it is one line below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pftlab.data.benchmarks.base import Benchmark
+from pftlab.data.dataset import FederatedData
+from pftlab.data.federate import federate
+
+
+def _registry() -> dict[str, Benchmark]:
+    from pftlab.data.benchmarks import digits_quick
+
+    return {b.BENCHMARK.name: b.BENCHMARK for b in (digits_quick,)}
+
+
+BENCHMARKS: dict[str, Benchmark] = _registry()
+
+
+def build_federation(data_cfg: Any, seed: int) -> FederatedData:
+    """The federation a [data] table describes."""
+    bench = BENCHMARKS[data_cfg.benchmark]
+    pools = bench.pools(data_cfg.params(), seed)
+    return federate(
+        bench.name, bench.description, pools, data_cfg.val_fraction, data_cfg.test_fraction, seed, data_cfg.swap_pairs
+    )

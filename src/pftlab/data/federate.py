@@ -1,0 +1,95 @@
+"""From per-client pools to a FederatedData: label-stratified train / val / test splits and a content hash.
+
+A benchmark decides which samples each client holds and how they are shifted (a ClientPool
+per client); this module does what every benchmark shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pftlab.data import partition as part
+from pftlab.data.dataset import ClientData, Dataset, FederatedData
+from pftlab.experiment.config import PartitionParams
+from pftlab.io import config_hash, sha256_hex
+from pftlab.seeding import numpy_rng
+
+
+@dataclass(frozen=True)
+class ClientPool:
+    """All of one client's samples (already shifted), its domain, and where they came from."""
+
+    data: Dataset
+    domain: str = ""
+    source_index: np.ndarray | None = None
+
+
+def partition_pool(labels: np.ndarray, p: PartitionParams, seed: int) -> list[np.ndarray]:
+    """The configured label partition of a pool of samples."""
+    rng = numpy_rng(seed, "partition")
+    if p.partition == "iid":
+        return part.iid(labels, p.num_clients, rng, p.min_client_size)
+    if p.partition == "dirichlet":
+        return part.dirichlet(labels, p.num_clients, p.alpha, rng, p.min_client_size)
+    return part.pathological(labels, p.num_clients, p.classes_per_client, rng, p.min_client_size)
+
+
+def swap_labels(pool: ClientPool, num_classes: int, pairs: int, rng: np.random.Generator) -> ClientPool:
+    """Concept shift: the client swaps the labels of `pairs` random class pairs (P(x) unchanged)."""
+    if 2 * pairs > num_classes:
+        from pftlab.errors import UserError
+
+        raise UserError(f"data.swap_pairs={pairs} needs {2 * pairs} classes; this benchmark has {num_classes}")
+    perm = np.arange(num_classes)
+    chosen = rng.choice(num_classes, size=2 * pairs, replace=False)
+    perm[chosen[0::2]], perm[chosen[1::2]] = chosen[1::2], chosen[0::2]
+    d = pool.data
+    meta = {**d.meta, "label_permutation": perm.tolist()}
+    return ClientPool(Dataset(d.x, perm[d.y], d.num_classes, d.name, meta), pool.domain, pool.source_index)
+
+
+def federate(
+    name: str,
+    description: str,
+    pools: list[ClientPool],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    swap_pairs: int = 0,
+) -> FederatedData:
+    """Split every client's pool into train / val / test (stratified by label) and hash the result."""
+    if len(pools) < 2:
+        from pftlab.errors import UserError
+
+        raise UserError(f"a federation needs at least 2 clients, got {len(pools)}")
+    num_classes = pools[0].data.num_classes
+    clients, record = [], []
+    for cid, pool in enumerate(pools):
+        if swap_pairs:
+            pool = swap_labels(pool, num_classes, swap_pairs, numpy_rng(seed, "swap", cid))
+        d = pool.data
+        splits = part.split_indices(np.arange(len(d)), d.y, val_fraction, test_fraction, numpy_rng(seed, "split", cid))
+        clients.append(ClientData(cid, *(d.subset(s) for s in splits), domain=pool.domain))
+        entry = {
+            "domain": pool.domain,
+            "sha256": sha256_hex(np.ascontiguousarray(d.x).tobytes() + d.y.tobytes()),
+            **{k: s.tolist() for k, s in zip(("train", "val", "test"), splits, strict=True)},
+        }
+        if pool.source_index is not None:
+            entry["source_index"] = pool.source_index.tolist()
+        if "label_permutation" in d.meta:
+            entry["label_permutation"] = d.meta["label_permutation"]
+        record.append(entry)
+    shape = tuple(pools[0].data.input_shape)
+    content = {"name": name, "clients": record, "seed": seed}
+    return FederatedData(name, clients, num_classes, shape, config_hash(content), record, description)
+
+
+def shard_pool(pool: Dataset, p: PartitionParams, seed: int, domain_of: list[str] | None = None) -> list[ClientPool]:
+    """Partition one pool over clients by label (iid / dirichlet / pathological)."""
+    parts = partition_pool(pool.y, p, seed)
+    return [
+        ClientPool(pool.subset(idx), domain_of[c] if domain_of else "", idx) for c, idx in enumerate(parts)
+    ]
