@@ -15,9 +15,17 @@ from pftlab.data.federate import federate
 
 
 def _registry() -> dict[str, Benchmark]:
-    from pftlab.data.benchmarks import digits_quick
+    from pftlab.data.benchmarks import colored_mnist, digits_quick, heart, label_shift, mnist_writers
 
-    return {b.BENCHMARK.name: b.BENCHMARK for b in (digits_quick,)}
+    found = [
+        digits_quick.BENCHMARK,
+        colored_mnist.BENCHMARK,
+        label_shift.CIFAR,
+        label_shift.FMNIST,
+        mnist_writers.BENCHMARK,
+        heart.BENCHMARK,
+    ]
+    return {b.name: b for b in found}
 
 
 BENCHMARKS: dict[str, Benchmark] = _registry()

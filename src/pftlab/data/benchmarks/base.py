@@ -18,3 +18,8 @@ class Benchmark:
     pools: Callable[[Any, int], list[ClientPool]]
     quick: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # data files it reads, relative to the data root
+
+
+def idx_files(folder: str, splits: tuple[str, ...] = ("train", "t10k")) -> tuple[str, ...]:
+    """The gzip IDX files of an MNIST-format folder."""
+    return tuple(f"{folder}/{s}-{k}-ubyte.gz" for s in splits for k in ("images-idx3", "labels-idx1"))
