@@ -48,6 +48,33 @@ def _methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pftlab.data.show import benchmarks_table
+
+    Console().print(benchmarks_table())
+    return 0
+
+
+def _data_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pftlab.data.benchmarks import build_federation
+    from pftlab.data.show import federation_table, label_heatmap
+    from pftlab.experiment.config import apply_overrides, from_dict
+
+    raw = apply_overrides({"seed": args.seed, "data": {"benchmark": args.name, "size": args.size}}, args.set)
+    cfg = from_dict(raw)
+    fed = build_federation(cfg.data, cfg.seed)
+    out = Path(args.out) if args.out else Path("runs") / f"data-{args.name}-{args.size}.png"
+    label_heatmap(fed, out)
+    console = Console()
+    console.print(federation_table(fed))
+    console.print(f"partition hash {fed.partition_hash[:16]}; heat map of clients x classes in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
     parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
@@ -79,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list the personalization methods and their hyper-parameters")
     methods.set_defaults(func=_methods)
+
+    data = sub.add_parser("data", help="the benchmarks: list them, or show one federation client by client")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    listing = data_sub.add_parser("list", help="every benchmark: shift, sizes, whether its files are present")
+    listing.set_defaults(func=_data_list)
+    show = data_sub.add_parser("show", help="per-client sizes, domains and label counts, plus a PNG heat map")
+    show.add_argument("name", help="a benchmark name from 'pftlab data list'")
+    show.add_argument("--size", choices=("quick", "default"), default="default")
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set data.alpha=0.1")
+    show.add_argument("--out", metavar="PNG", help="heat map path (default: runs/data-<name>-<size>.png)")
+    show.set_defaults(func=_data_show)
     return parser
 
 

@@ -130,15 +130,15 @@ class RuntimeConfig(Strict):
 
 class Config(Strict):
     seed: int = Field(0, ge=0, le=2**62)
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    federated: FederatedConfig = FederatedConfig()
-    personalize: PersonalizeConfig = PersonalizeConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    federated: FederatedConfig = Field(default_factory=FederatedConfig)
+    personalize: PersonalizeConfig = Field(default_factory=PersonalizeConfig)
     method: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method hyper-parameters")
     search: dict[str, dict[str, list[Any]]] = Field(
         default_factory=dict, description="per-method grids, chosen per client on its validation split"
     )
-    runtime: RuntimeConfig = RuntimeConfig()
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")
     def _method_tables(self) -> Config:

@@ -18,6 +18,7 @@ class Benchmark:
     pools: Callable[[Any, int], list[ClientPool]]
     quick: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # data files it reads, relative to the data root
+    size: Callable[[Any], str] = lambda p: f"{p.num_clients} clients"
 
 
 def idx_files(folder: str, splits: tuple[str, ...] = ("train", "t10k")) -> tuple[str, ...]:

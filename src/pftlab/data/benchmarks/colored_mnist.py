@@ -74,10 +74,11 @@ def pools(p: Params, seed: int) -> list[ClientPool]:
 
 BENCHMARK = Benchmark(
     "colored-mnist",
-    "concept (spurious colour, per-client correlation)",
+    "concept (spurious colour)",
     "MNIST digits, binary label (digit >= 5) with 25% label noise, coloured red / green with a per-client correlation",
     Params,
     pools,
     quick={"num_clients": 4, "samples_per_client": 200, "correlations": [0.9, 0.8, 0.9, 0.1]},
     files=idx_files("mnist"),
+    size=lambda p: f"{p.num_clients} clients, {p.num_clients * p.samples_per_client:,} samples",
 )

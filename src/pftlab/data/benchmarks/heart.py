@@ -39,9 +39,10 @@ def pools(p: Params, seed: int) -> list[ClientPool]:
 
 BENCHMARK = Benchmark(
     "heart",
-    "natural (one client per hospital; tabular)",
+    "natural (hospitals)",
     "UCI Heart Disease from 4 hospitals, 13 features + missing indicators, disease yes / no",
     Params,
     pools,
     files=tuple(f"heart/processed.{h}.data" for h in ("cleveland", "hungarian", "switzerland", "va")),
+    size=lambda p: "4 clients, 920 rows",
 )

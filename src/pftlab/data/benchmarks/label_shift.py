@@ -50,6 +50,7 @@ FMNIST = Benchmark(
     fmnist_pools,
     quick=QUICK,
     files=idx_files("fashion-mnist"),
+    size=lambda p: f"{p.num_clients} clients, {p.samples:,} samples",
 )
 CIFAR = Benchmark(
     "cifar10-dirichlet",
@@ -59,4 +60,5 @@ CIFAR = Benchmark(
     cifar_pools,
     quick=QUICK,
     files=("cifar10_jpeg.tar.gz",),
+    size=lambda p: f"{p.num_clients} clients, {p.samples:,} samples",
 )

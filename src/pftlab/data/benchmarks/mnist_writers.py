@@ -42,10 +42,11 @@ def pools(p: Params, seed: int) -> list[ClientPool]:
 
 BENCHMARK = Benchmark(
     "mnist-writers",
-    "natural (one client per writer; two writer populations)",
+    "natural (writers)",
     "MNIST training digits grouped by their NIST writer (QMNIST metadata): hundreds of small clients",
     Params,
     pools,
     quick={"writers": 20},
     files=(*idx_files("mnist", ("train",)), "qmnist/qmnist-train-labels.tsv.gz"),
+    size=lambda p: f"{p.writers or 539} clients, ~111 samples each",
 )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,7 @@ def font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(name: str, size: int):
     from PIL import ImageFont
 
@@ -89,7 +89,7 @@ def _font(name: str, size: int):
         raise UserError(f"cannot load font {name} from {path} ({e}); synth-digits needs matplotlib's bundled fonts") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _digit_height_ratio(name: str) -> float:
     """Mean height of the digit glyphs of font `name`, per point of font size."""
     font = _font(name, 100)

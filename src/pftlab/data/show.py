@@ -1,0 +1,71 @@
+"""What `pftlab data list` and `pftlab data show` print and draw: benchmarks, and one federation client by client."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from rich import box
+from rich.table import Table
+
+from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.data.dataset import FederatedData
+from pftlab.data.sources.files import data_root
+from pftlab.io import atomic_write_bytes
+
+
+def files_present(files: tuple[str, ...]) -> str:
+    if not files:
+        return "embedded"
+    missing = [f for f in files if not (data_root() / f).is_file()]
+    return "yes" if not missing else f"missing {len(missing)} of {len(files)}"
+
+
+def benchmarks_table() -> Table:
+    table = Table(title=f"benchmarks (data root: {data_root()})", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "shift", "default size", "quick size", "files"):
+        table.add_column(col, no_wrap=col == "name")
+    for b in BENCHMARKS.values():
+        table.add_row(b.name, b.shift, b.size(b.Params()), b.size(b.Params(**b.quick)), files_present(b.files))
+    return table
+
+
+def federation_table(fed: FederatedData, max_rows: int = 60) -> Table:
+    table = Table(
+        title=f"{fed.name}: {fed.num_clients} clients, {fed.num_classes} classes, input {fed.input_shape}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in ("client", "domain", "train", "val", "test", "train labels (count per class)"):
+        table.add_column(col, justify="right" if col in ("client", "train", "val", "test") else "left")
+    for c in fed.clients[:max_rows]:
+        counts = " ".join(str(int(n)) for n in c.train.label_counts())
+        table.add_row(str(c.client_id), c.domain, str(len(c.train)), str(len(c.val)), str(len(c.test)), counts)
+    if fed.num_clients > max_rows:
+        table.add_row("...", f"{fed.num_clients - max_rows} more clients", "", "", "", "")
+    return table
+
+
+def label_heatmap(fed: FederatedData, path: Path) -> None:
+    """Clients x classes heat map of training-label counts, with each client's domain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.stack([c.train.label_counts() for c in fed.clients])
+    height = min(2 + 0.22 * fed.num_clients, 40)
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * fed.num_classes, height))
+    im = ax.imshow(counts, aspect="auto", cmap="magma_r", interpolation="nearest")
+    ax.set_xlabel("class")
+    ax.set_ylabel("client")
+    ax.set_xticks(range(fed.num_classes))
+    if fed.num_clients <= 60:
+        ax.set_yticks(range(fed.num_clients), [f"{c.client_id} {c.domain}".strip() for c in fed.clients], fontsize=7)
+    ax.set_title(f"{fed.name}: training samples per client and class")
+    fig.colorbar(im, ax=ax, label="samples")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
