@@ -67,10 +67,12 @@ def federate(
     num_classes = pools[0].data.num_classes
     clients, record = [], []
     for cid, pool in enumerate(pools):
-        if swap_pairs:
+        splits = part.split_indices(
+            np.arange(len(pool.data)), pool.data.y, val_fraction, test_fraction, numpy_rng(seed, "split", cid)
+        )
+        if swap_pairs:  # after the split, so a concept shift leaves every split's inputs as they were
             pool = swap_labels(pool, num_classes, swap_pairs, numpy_rng(seed, "swap", cid))
         d = pool.data
-        splits = part.split_indices(np.arange(len(d)), d.y, val_fraction, test_fraction, numpy_rng(seed, "split", cid))
         clients.append(ClientData(cid, *(d.subset(s) for s in splits), domain=pool.domain))
         entry = {
             "domain": pool.domain,

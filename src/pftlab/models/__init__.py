@@ -24,6 +24,9 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
             name = "cnn" if len(input_shape) == 3 and input_shape[1] == input_shape[2] else "mlp"
         if name == "cnn":
             if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
-                raise UserError(f"model 'cnn' needs square images (C, H, H), got input shape {input_shape}")
+                raise UserError(
+                    f"model 'cnn' needs square images (C, H, H), got input shape {input_shape}; "
+                    "use model.name = 'mlp' or 'auto'"
+                )
             return SmallCNN(input_shape[0], input_shape[1], num_classes, cfg.width, cfg.hidden, cfg.norm)
         return MLP(input_shape, num_classes, cfg.hidden, cfg.layers)

@@ -11,7 +11,7 @@ client draws its digits from the same pool (P(x) family shared); only the colour
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pftlab.data.benchmarks.base import Benchmark, idx_files
 from pftlab.data.dataset import Dataset
@@ -33,10 +33,12 @@ class Params(Strict):
     )
     label_noise: float = Field(0.25, ge=0, lt=0.5)
 
-    def model_post_init(self, _: object) -> None:
-        bad = [c for c in self.correlations if not 0 <= c <= 1]
-        if bad:
-            raise ValueError(f"correlations must lie in [0, 1], got {bad}")
+    @field_validator("correlations")
+    @classmethod
+    def _in_unit_interval(cls, values: list[float]) -> list[float]:
+        if any(not 0 <= c <= 1 for c in values):
+            raise ValueError("each correlation must lie in [0, 1]")
+        return values
 
 
 def exact_share(n: int, share: float, rng: np.random.Generator) -> np.ndarray:
