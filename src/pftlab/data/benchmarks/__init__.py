@@ -15,7 +15,7 @@ from pftlab.data.federate import federate
 
 
 def _registry() -> dict[str, Benchmark]:
-    from pftlab.data.benchmarks import colored_mnist, digits_quick, heart, label_shift, mnist_writers
+    from pftlab.data.benchmarks import colored_mnist, digits_quick, heart, label_shift, mnist_writers, user_data
 
     found = [
         digits_quick.BENCHMARK,
@@ -24,6 +24,8 @@ def _registry() -> dict[str, Benchmark]:
         label_shift.FMNIST,
         mnist_writers.BENCHMARK,
         heart.BENCHMARK,
+        user_data.FOLDER,
+        user_data.TABLE,
     ]
     return {b.name: b for b in found}
 
