@@ -15,10 +15,21 @@ from pftlab.data.federate import federate
 
 
 def _registry() -> dict[str, Benchmark]:
-    from pftlab.data.benchmarks import colored_mnist, digits_quick, heart, label_shift, mnist_writers, user_data
+    from pftlab.data.benchmarks import (
+        cifar10c,
+        colored_mnist,
+        digits,
+        digits_quick,
+        heart,
+        label_shift,
+        mnist_writers,
+        user_data,
+    )
 
     found = [
         digits_quick.BENCHMARK,
+        cifar10c.BENCHMARK,
+        digits.BENCHMARK,
         colored_mnist.BENCHMARK,
         label_shift.CIFAR,
         label_shift.FMNIST,
