@@ -145,3 +145,52 @@ def test_heart_runs_end_to_end_with_the_mlp(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["benchmark"] == "heart" and summary["num_clients"] == 4
     assert "head.weight" in (tmp_path / "global.safetensors").read_bytes()[:2000].decode("latin1")
+
+
+def _pool_x(client, entry) -> np.ndarray:
+    x = np.empty((len(entry["source_index"]), *client.train.x.shape[1:]), dtype=np.float32)
+    for split in ("train", "val", "test"):
+        x[entry[split]] = getattr(client, split).x
+    return x
+
+
+@needs_data
+def test_cifar10c_clients_are_their_corruption_of_clean_cifar() -> None:
+    from pftlab.data.corruptions import corrupt
+    from pftlab.data.sources import cifar10
+    from pftlab.seeding import numpy_rng
+
+    fed = federation("cifar10c", corruptions=["gaussian_noise", "fog", "pixelate"], severities=[5, 1])
+    clean = np.concatenate([cifar10("train").x, cifar10("test").x])
+    assert [c.domain for c in fed.clients] == [
+        "gaussian_noise-5",
+        "fog-5",
+        "pixelate-5",
+        "gaussian_noise-1",
+        "fog-1",
+        "pixelate-1",
+    ]
+    for c, entry in zip(fed.clients, fed.partition, strict=True):
+        name, severity = c.domain.rsplit("-", 1)
+        source = clean[np.array(entry["source_index"])]
+        expected = corrupt(source, name, int(severity), numpy_rng(0, "corrupt", c.client_id))
+        assert np.array_equal(_pool_x(c, entry), expected)
+        assert np.abs(expected - source).mean() > 0.004
+    noise5, noise1 = (
+        np.abs(_pool_x(fed.clients[i], fed.partition[i]) - clean[fed.partition[i]["source_index"]]).mean()
+        for i in (0, 3)
+    )
+    assert noise5 > 2 * noise1, "severity 5 noise moves pixels more than severity 1"
+
+
+@needs_data
+def test_digits_domains_at_32px_rgb() -> None:
+    fed = federation("digits", samples_per_client=60)
+    assert [c.domain for c in fed.clients] == ["mnist", "mnist-m", "usps", "synth"]
+    assert fed.input_shape == (3, 32, 32) and fed.num_classes == 10
+    grey = [np.allclose(c.train.x[:, 0], c.train.x[:, 1]) for c in fed.clients]
+    assert grey == [True, False, True, False], "MNIST and USPS are grey, MNIST-M and SynthDigits colour"
+    means = [float(c.train.x.mean()) for c in fed.clients]
+    assert len({round(m, 2) for m in means}) == 4, "each domain has its own input statistics"
+    split = federation("digits", clients_per_domain=3, samples_per_client=50, partition="dirichlet", alpha=0.1)
+    assert [c.domain for c in split.clients][:3] == ["mnist/0", "mnist/1", "mnist/2"]
