@@ -194,3 +194,11 @@ def test_digits_domains_at_32px_rgb() -> None:
     assert len({round(m, 2) for m in means}) == 4, "each domain has its own input statistics"
     split = federation("digits", clients_per_domain=3, samples_per_client=50, partition="dirichlet", alpha=0.1)
     assert [c.domain for c in split.clients][:3] == ["mnist/0", "mnist/1", "mnist/2"]
+
+
+def test_subset_keeps_per_sample_meta_aligned() -> None:
+    from pftlab.data.dataset import Dataset
+
+    d = Dataset(np.zeros((5, 2), np.float32), np.arange(5) % 2, 2, "d", {"row": np.arange(5) * 10, "note": "x"})
+    s = d.subset(np.array([4, 1]))
+    assert s.meta["row"].tolist() == [40, 10] and s.meta["note"] == "x"

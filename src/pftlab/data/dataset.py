@@ -34,7 +34,10 @@ class Dataset:
         return tuple(self.x.shape[1:])
 
     def subset(self, indices: np.ndarray) -> Dataset:
-        return Dataset(self.x[indices], self.y[indices], self.num_classes, self.name, self.meta)
+        """The samples at `indices`; per-sample arrays in meta (length N) are indexed with them."""
+        per_sample = {k for k, v in self.meta.items() if isinstance(v, np.ndarray) and v.ndim and len(v) == len(self)}
+        meta = {k: v[indices] if k in per_sample else v for k, v in self.meta.items()}
+        return Dataset(self.x[indices], self.y[indices], self.num_classes, self.name, meta)
 
     def label_counts(self) -> np.ndarray:
         return np.bincount(self.y, minlength=self.num_classes)
