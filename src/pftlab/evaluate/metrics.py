@@ -16,6 +16,10 @@ DEFINITIONS = {
     "c_std": "population std over clients of local (ddof = 0)",
     "average": "(local + global) / 2, as the study's text defines it",
     "average3": "(local + global + worst) / 3, what the study's table actually reports",
+    "distortion_own": "mean L2 distance between global and personalized features on the client's own test samples",
+    "distortion_others": "the same on every other client's test samples",
+    "cka_own": "linear CKA between global and personalized features on the client's own test samples (1 = same)",
+    "cka_others": "the same on every other client's test samples",
 }
 PER_CLIENT = ("local", "global", "global_balanced", "worst")
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pftlab.data.dataset import FederatedData
+from pftlab.evaluate.distortion import KEYS as DISTORTION
 from pftlab.evaluate.metrics import DEFINITIONS, accuracy_matrix, per_client, summarize
 from pftlab.experiment.config import Config, dumps_toml
 from pftlab.io import atomic_write_text, write_json
@@ -24,6 +25,11 @@ def _csv(rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
+
+
+def _mean(per_client: dict[str, np.ndarray]) -> dict[str, float]:
+    """Client means of the distortion measures (features rounded to 6 digits)."""
+    return {k: round(float(v.mean()), 6) for k, v in per_client.items()}
 
 
 def write_config(out: Path, cfg: Config) -> None:
@@ -38,19 +44,22 @@ def write_results(
     sizes: np.ndarray,
     run_info: dict[str, Any],
     searched: dict[str, list[dict[str, Any]]] | None = None,
+    distortions: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     write_config(out, cfg)
     write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
-    rows: list[list[Any]] = [
-        ["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]
-    ]
+    distortions = distortions or {}
+    header = ["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]
+    rows: list[list[Any]] = [[*header, *DISTORTION]]
     for method, hits in correct.items():
         pc = per_client(hits, sizes)
         for c in fed.clients:
             i = c.client_id
+            dist = distortions.get(method, {})
             rows.append(
                 [method, i, c.domain, len(c.train), len(c.test)]
                 + [round(float(pc[k][i]), 4) for k in ("local", "global", "global_balanced", "worst")]
+                + [round(float(dist[k][i]), 6) if k in dist else "" for k in DISTORTION]
             )
         acc = accuracy_matrix(hits, sizes).round(4)
         header = ["model \\ test", *(f"client{j}" for j in range(len(sizes)))]
@@ -63,7 +72,7 @@ def write_results(
         "num_clients": fed.num_clients,
         "partition_hash": fed.partition_hash,
         "test_sizes": sizes.tolist(),
-        "methods": {m: summarize(hits, sizes) for m, hits in correct.items()},
+        "methods": {m: {**summarize(hits, sizes), **_mean(distortions.get(m, {}))} for m, hits in correct.items()},
         "definitions": DEFINITIONS,
     }
     write_json(out / "summary.json", summary)

@@ -22,6 +22,8 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
+from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
+from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
@@ -39,6 +41,10 @@ def set_threads(threads: int) -> int:
     return n
 
 
+def no_distortion_arrays(n: int) -> dict[str, np.ndarray]:
+    return {k: np.full(n, v) for k, v in no_distortion().items()}
+
+
 def personalize_all(
     model: nn.Module,
     global_weights: dict[str, torch.Tensor],
@@ -49,8 +55,8 @@ def personalize_all(
     global_features: torch.Tensor,
     advance: Callable[[], None] = lambda: None,
     head: str = "head",
-) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """correct[i, j] for one method, and what each client chose from the method's search grid.
+) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray]]:
+    """correct[i, j] for one method, what each client chose from its search grid, and its feature distortion.
 
     Every client is personalized from the global weights with each grid point; the point with
     the best accuracy on the client's own validation split is kept (the first on ties). Test
@@ -58,7 +64,7 @@ def personalize_all(
     """
     spec = METHODS[method]
     candidates = cfg.search_grid(method)
-    rows, chosen = [], []
+    rows, chosen, distortions = [], [], []
     for client in fed.clients:
         best: tuple[float, Any, dict[str, torch.Tensor]] | None = None
         for params in candidates:
@@ -70,14 +76,18 @@ def personalize_all(
                 best = (val, params, weights)
         val, params, weights = best  # type: ignore[misc]
         model.load_state_dict(weights)
+        head_net = head_module(model, head)
         if spec.backbone_frozen(params, cfg.personalize):
-            rows.append(correct_row_from_features(head_module(model, head), pool, global_features))
+            rows.append(correct_row_from_features(head_net, pool, global_features))
+            distortions.append(no_distortion())
         else:
-            rows.append(correct_row(model, pool))
+            features = pool_features(model, pool, head)
+            rows.append(correct_row_from_features(head_net, pool, features))
+            distortions.append(distortion(features, global_features, pool.owner, client.client_id))
         if len(candidates) > 1:
             chosen.append({"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
         advance()
-    return np.stack(rows), chosen
+    return np.stack(rows), chosen, {k: np.array([d[k] for d in distortions]) for k in DISTORTION_KEYS}
 
 
 def run_experiment(
@@ -124,10 +134,11 @@ def run_experiment(
         global_features = pool_features(model, pool, head)
         correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
         searched: dict[str, list[dict[str, Any]]] = {}
+        distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
-            correct[method], chosen = personalize_all(
+            correct[method], chosen, distortions[method] = personalize_all(
                 model,
                 weights,
                 fed,
@@ -154,4 +165,4 @@ def run_experiment(
         "global_checkpoint_reused": reused,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
-    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched)
+    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions)
