@@ -75,6 +75,47 @@ def _data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    out = Path(args.out)
+    if args.analysis == "distortion":
+        from pftlab.analysis.distortion_drop import run_distortion
+
+        out.mkdir(parents=True, exist_ok=True)
+        rho = run_distortion(Path(args.source), out)
+        Console().print(f"Spearman rho (distortion vs global drop): {rho}; wrote {out}/distortion.csv and .png")
+        return 0
+    from pftlab.analysis.common import setup
+    from pftlab.experiment.config import load_config
+
+    cfg = load_config(Path(args.source), args.set)
+    with Progress(console=Console(stderr=True), disable=args.no_progress) as progress:
+        s = setup(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        if args.analysis == "curves":
+            from pftlab.analysis.curves import run_curves
+
+            run_curves(s, out, args.clients, progress)
+            written = "curves.csv and curves.png"
+        else:
+            from pftlab.analysis.flooding import run_flooding
+
+            table = run_flooding(s, out, args.levels, args.clients, progress)
+            for r in table:
+                Console().print(r)
+            written = "flooding.csv and flooding.png"
+    Console().print(f"wrote {out}/{written}")
+    return 0
+
+
+def _theory(args: argparse.Namespace) -> int:
+    from pftlab.theory.cli import main as theory_main
+
+    return theory_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
     parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
@@ -118,6 +159,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set data.alpha=0.1")
     show.add_argument("--out", metavar="PNG", help="heat map path (default: runs/data-<name>-<size>.png)")
     show.set_defaults(func=_data_show)
+
+    analyze = sub.add_parser("analyze", help="the study's analyses: accuracy vs epoch, distortion vs drop, flooding")
+    a_sub = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    for name, source, text in (
+        ("curves", "CONFIG.toml", "local and global accuracy against fine-tuning epoch: FT lrs, sparsity, mu, LP-FT"),
+        ("distortion", "RUN_DIR", "feature distortion against the drop in global accuracy, from a run directory"),
+        ("flooding", "CONFIG.toml", "FT and LP-FT held at the same local loss by flooding; global accuracy"),
+    ):
+        p = a_sub.add_parser(name, help=text, description=text)
+        p.add_argument("source", metavar=source)
+        p.add_argument("--out", metavar="DIR", default=f"runs/analysis-{name}", help="where the CSV and PNG go")
+        if source == "CONFIG.toml":
+            p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+            p.add_argument("--clients", type=int, default=0, help="only the first N clients (0 = all)")
+            p.add_argument("--no-progress", action="store_true")
+        if name == "flooding":
+            p.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.5, 1.0], metavar="B")
+        p.set_defaults(func=_analyze)
+
+    theory = sub.add_parser("theory", help="the two-layer linear model lab (see docs/theory.md)", add_help=False)
+    theory.add_argument("rest", nargs=argparse.REMAINDER)
+    theory.set_defaults(func=_theory)
     return parser
 
 

@@ -7,7 +7,7 @@ compared on one client see the same batches in the same epochs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,14 @@ def snip_mask(
     return {n: m.view_as(scores[n]) for n, m in zip(scores, pieces, strict=True)}
 
 
+def _train_mode(net: nn.Module, phase: Phase) -> None:
+    net.train()
+    if phase.freeze_norm:
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 def fit_lbfgs(net: nn.Module, params: Params, inputs: torch.Tensor, y: torch.Tensor, phase: Phase) -> float:
     """Full-batch L-BFGS to convergence: multinomial logistic regression when net is the head."""
     opt = torch.optim.LBFGS(
@@ -99,8 +107,11 @@ def train(
     purpose: str,
     client: int,
     head: str = "head",
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> float:
     """Run the phases in place on `model`; return the mean data loss (cross-entropy) of the last epoch.
+
+    `on_epoch(epochs_done, loss)` is called after every epoch (analyses evaluate the model there).
 
     A head-only phase trains the head on backbone features computed once (the backbone is
     frozen, so they cannot change): the cost of linear probing is one forward pass.
@@ -111,17 +122,15 @@ def train(
     for phase in phases:
         params = trained_params(model, phase.train, head)
         net, inputs = (head_module(model, head), features(model, head, x)) if phase.train == "head" else (model, x)
-        net.train()
-        if phase.freeze_norm:
-            for m in net.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+        _train_mode(net, phase)
         frozen = [p for n, p in model.named_parameters() if n not in params]
         for p in frozen:
             p.requires_grad_(False)
         try:
             if phase.solver == "lbfgs":
                 last_loss, epoch = fit_lbfgs(net, params, inputs, y, phase), epoch + phase.epochs
+                if on_epoch is not None:
+                    on_epoch(epoch, last_loss)
                 continue
             mask = snip_mask(net, params, inputs, y, phase.sparsity, optim.batch_size) if phase.sparsity else {}
             fixed = {n: params[n].detach().clone() for n in mask}
@@ -148,6 +157,9 @@ def train(
                 if not math.isfinite(last_loss):
                     raise FloatingPointError(f"client {client}: training loss became {last_loss} in epoch {epoch}")
                 epoch += 1
+                if on_epoch is not None:
+                    on_epoch(epoch, last_loss)
+                    _train_mode(net, phase)  # the callback may have evaluated the model
         finally:
             for p in frozen:
                 p.requires_grad_(True)

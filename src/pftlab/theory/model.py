@@ -121,7 +121,9 @@ def population_loss(W: np.ndarray, M: np.ndarray, w_star: np.ndarray) -> float:
     return 0.5 * float(r @ M @ r)
 
 
-def loss_and_grads(B: np.ndarray, V: np.ndarray, M: np.ndarray, w_star: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def loss_and_grads(
+    B: np.ndarray, V: np.ndarray, M: np.ndarray, w_star: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
     """L(B, V), dL/dB = V g^T, dL/dV = B g with g = M (B^T V - w*)."""
     r = B.T @ V - w_star
     g = M @ r

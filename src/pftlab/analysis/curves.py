@@ -1,0 +1,102 @@
+"""Local and global accuracy against fine-tuning epoch, per method and hyper-parameter.
+
+The study's first observation: FT's local accuracy rises while its global accuracy falls,
+whatever the learning rate, sparsity or proximal strength; LP-FT is the reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rich.progress import Progress
+
+from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png
+from pftlab.io import atomic_write_text
+from pftlab.personalize import METHODS
+from pftlab.train import train
+
+VARIANTS: dict[str, list[tuple[str, str, dict]]] = {
+    "FT (learning rate)": [(f"lr={lr}", "ft", {"lr": lr}) for lr in (0.003, 0.01, 0.03)],
+    "Sparse FT (sparsity)": [(f"rate={r}", "sparse-ft", {"sparsity": r}) for r in (0.5, 0.9, 0.99)],
+    "Proximal FT (mu)": [(f"mu={mu}", "proximal-ft", {"mu": mu}) for mu in (0.01, 0.1, 1.0)],
+}
+REFERENCE = ("LP-FT", "lp-ft", {})
+
+
+def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None = None) -> list[dict]:
+    """Per variant and epoch, client-averaged local and global accuracy; writes curves.csv and curves.png."""
+    chosen = s.fed.clients[: clients or None]
+    jobs = [(family, *v) for family, vs in VARIANTS.items() for v in vs] + [("reference", *REFERENCE)]
+    task = progress.add_task("accuracy vs epoch", total=len(jobs) * len(chosen)) if progress else None
+    rows = []
+    for family, label, method, overrides in jobs:
+        spec = METHODS[method]
+        params = spec.Params.model_validate({**s.cfg.method.get(method, {}), **overrides})
+        phases = spec.recipe(params, s.cfg.personalize)
+        for client in chosen:
+            s.model.load_state_dict(s.weights)
+
+            def record(epoch: int, loss: float, cid: int = client.client_id, tag: tuple = (family, label)) -> None:
+                local, global_ = local_and_global(s.model, s.pool, cid)
+                rows.append(
+                    {
+                        "family": tag[0],
+                        "variant": tag[1],
+                        "epoch": epoch,
+                        "client": cid,
+                        "local": local,
+                        "global": global_,
+                        "train_loss": loss,
+                    }
+                )
+
+            record(0, float("nan"))
+            train(
+                s.model,
+                phases,
+                client.train,
+                s.cfg.personalize,
+                s.cfg.seed,
+                "personalize",
+                client.client_id,
+                on_epoch=record,
+            )
+            if progress:
+                progress.update(task, advance=1)
+    curves = mean_rows(rows, ("local", "global"), ("family", "variant", "epoch"))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(curves[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(curves)
+    atomic_write_text(out / "curves.csv", buf.getvalue())
+    plot_curves(curves, out / "curves.png")
+    return curves
+
+
+def plot_curves(curves: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(VARIANTS)
+    fig, axes = plt.subplots(len(families), 2, figsize=(10, 3.2 * len(families)), sharex=True, squeeze=False)
+    ref = [r for r in curves if r["family"] == "reference"]
+    for row, family in enumerate(families):
+        for col, metric in enumerate(("local", "global")):
+            ax = axes[row][col]
+            for k, (label, _, _) in enumerate(VARIANTS[family]):
+                pts = [r for r in curves if r["variant"] == label and r["family"] == family]
+                ax.plot(
+                    [r["epoch"] for r in pts], [r[metric] for r in pts], marker="o", ms=3, color=f"C{k}", label=label
+                )
+            ax.plot([r["epoch"] for r in ref], [r[metric] for r in ref], ls="--", color="black", label="LP-FT")
+            ax.set_title(f"{family}: {metric} accuracy", fontsize=10)
+            ax.set_ylabel(f"{metric} accuracy (%)")
+            ax.legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("fine-tuning epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    save_png(fig, path)

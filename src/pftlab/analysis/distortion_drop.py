@@ -1,0 +1,64 @@
+"""Feature distortion against the drop in global accuracy: one point per client and method, from a run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from pftlab.analysis.common import save_png
+from pftlab.errors import UserError
+from pftlab.io import atomic_write_text
+
+
+def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
+    """Reads RUN_DIR/clients.csv; writes distortion.csv and distortion.png; returns Spearman rho per method."""
+    path = run_dir / "clients.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found: give a run directory written by 'pftlab run'")
+    rows = list(csv.DictReader(path.open()))
+    if "distortion_own" not in rows[0]:
+        raise UserError(f"{path} has no distortion columns: rerun it with this version of pftlab")
+    base = {r["client"]: float(r["global"]) for r in rows if r["method"] == "global-model"}
+    points = [
+        {
+            "method": r["method"],
+            "client": r["client"],
+            "distortion_own": float(r["distortion_own"]),
+            "global_drop": round(base[r["client"]] - float(r["global"]), 4),
+        }
+        for r in rows
+        if r["method"] != "global-model"
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(points[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(points)
+    atomic_write_text(out / "distortion.csv", buf.getvalue())
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    rho = {}
+    for k, method in enumerate(dict.fromkeys(p["method"] for p in points)):
+        pts = [p for p in points if p["method"] == method]
+        x, y = np.array([p["distortion_own"] for p in pts]), np.array([p["global_drop"] for p in pts])
+        ax.scatter(x, y, s=18, color=f"C{k}", label=method, alpha=0.8)
+    x = np.array([p["distortion_own"] for p in points])
+    y = np.array([p["global_drop"] for p in points])
+    moving = x > 0
+    if moving.sum() > 2:
+        rho["all methods that move features"] = round(float(spearmanr(x[moving], y[moving]).statistic), 4)
+    ax.set_xlabel("feature distortion on own test data (mean L2)")
+    ax.set_ylabel("drop in global accuracy vs the global model (points)")
+    ax.set_title("distortion vs global drop (one point per client and method)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.legend(fontsize=7)
+    save_png(fig, out / "distortion.png")
+    return rho
