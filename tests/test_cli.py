@@ -59,3 +59,10 @@ def test_run_as_a_subprocess_prints_the_table(tmp_path: Path, tiny: list[str]) -
         assert method in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["methods"]) == {"global-model", "ft", "lp", "lp-ft"}
+
+
+def test_theory_is_reachable_from_the_main_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["theory", "onestep", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "onestep.csv").is_file()
+    assert main(["theory", "sweep", "--setting", "bogus"]) == 2
+    assert capsys.readouterr().err.startswith("pftlab: error: argument --setting")

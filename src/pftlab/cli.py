@@ -110,12 +110,6 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _theory(args: argparse.Namespace) -> int:
-    from pftlab.theory.cli import main as theory_main
-
-    return theory_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
     parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
@@ -178,14 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.5, 1.0], metavar="B")
         p.set_defaults(func=_analyze)
 
-    theory = sub.add_parser("theory", help="the two-layer linear model lab (see docs/theory.md)", add_help=False)
-    theory.add_argument("rest", nargs=argparse.REMAINDER)
-    theory.set_defaults(func=_theory)
+    sub.add_parser("theory", help="the two-layer linear model lab: onestep, sweep, threshold, relu (docs/theory.md)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["theory"]:  # its own parser, options included (`pftlab theory --help`)
+            from pftlab.theory.cli import main as theory_main
+
+            return theory_main(argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as err:

@@ -112,10 +112,6 @@ class Threshold:
     onestep_roots: list[float] | None  # steps == 1: positive roots of a2 + a3 lambda + a4 lambda^2 (client mean)
     lp_stability: float  # lambda above which LP-FT's start is unstable for this step (first client)
 
-    @property
-    def starts_better(self) -> bool:
-        return bool(self.gaps[0] > 0)
-
 
 def _bisect(pred: Callable[[float], bool], lo: float, hi: float, tol: float) -> float:
     """pred(lo) != pred(hi): the switch point to within tol."""
@@ -153,7 +149,7 @@ def find_threshold(
     seed: int = 0,
     tol: float = 1e-6,
 ) -> Threshold:
-    """Fine grid over lambda, then bisection on every switch of "LP-FT has the lower global loss" (gap > 0).
+    """Fine grid over lambda, then bisection on every switch of "LP-FT has the lower global loss" (gap > 0, no tie).
 
     lambda* is the largest lambda such that LP-FT is better on all of [lam_lo, lambda*]; it is None when LP-FT is not
     better at lam_lo, and lam_hi when it is better on the whole range (no switch found).
@@ -166,30 +162,37 @@ def find_threshold(
         raise UserError(f"the threshold needs steps >= 1 (got {steps})")
     kw = {"d": d, "m": m, "C": C, "head_norm": head_norm, "seed": seed}
 
-    def client_gap(lam: float, i: int) -> float:
+    def client_pair(lam: float, i: int) -> tuple[float, float]:
         problem = make_problem(setting, lam, eps, **kw)
-        ft = run(problem, "ft", step, steps, i).global_others[steps]
-        lp = run(problem, "lp-ft", step, steps, i).global_others[steps]
-        return gap(ft, lp)
+        return run(problem, "ft", step, steps, i).global_others[steps], run(
+            problem, "lp-ft", step, steps, i
+        ).global_others[steps]
 
-    def mean_gap(lam: float) -> float:
+    def mean_pair(lam: float) -> tuple[float, float]:
         problem = make_problem(setting, lam, eps, **kw)
         ft = client_mean(problem, "ft", step, steps)["global_others"][steps]
         lp = client_mean(problem, "lp-ft", step, steps)["global_others"][steps]
-        return gap(ft, lp)
+        return float(ft), float(lp)
+
+    def lp_better(pair: tuple[float, float]) -> bool:  # ties (equal to rounding) count as "not better"
+        return winner(*pair) == "lp-ft"
 
     grid = np.linspace(lam_lo, lam_hi, n_grid)
-    gaps = np.array([mean_gap(x) for x in grid])
-    client_gaps = np.array([[client_gap(x, i) for x in grid] for i in range(C)])
+    mean_pairs = [mean_pair(x) for x in grid]
+    client_pairs = [[client_pair(x, i) for x in grid] for i in range(C)]
+    gaps = np.array([gap(*q) for q in mean_pairs])
+    client_gaps = np.array([[gap(*q) for q in row] for row in client_pairs])
 
-    def star(g: np.ndarray, crossings: list[float]) -> float | None:
-        if not g[0] > 0:
+    def star(better: list[bool], crossings: list[float]) -> float | None:
+        if not better[0]:
             return None
         return crossings[0] if crossings else float(lam_hi)
 
-    crossings = _crossings(grid, gaps > 0, lambda x: bool(mean_gap(x) > 0), tol)
+    better = [lp_better(q) for q in mean_pairs]
+    crossings = _crossings(grid, np.array(better), lambda x: lp_better(mean_pair(x)), tol)
+    client_better = [[lp_better(q) for q in row] for row in client_pairs]
     client_crossings = [
-        _crossings(grid, client_gaps[i] > 0, lambda x, i=i: bool(client_gap(x, i) > 0), tol) for i in range(C)
+        _crossings(grid, np.array(client_better[i]), lambda x, i=i: lp_better(client_pair(x, i)), tol) for i in range(C)
     ]
     problem = make_problem(setting, 1.0, eps, **kw)
     roots = None
@@ -205,9 +208,9 @@ def find_threshold(
         grid,
         gaps,
         client_gaps,
-        star(gaps, crossings),
+        star(better, crossings),
         crossings,
-        [star(client_gaps[i], client_crossings[i]) for i in range(C)],
+        [star(client_better[i], client_crossings[i]) for i in range(C)],
         client_crossings,
         roots,
         lp_stability_lambda(problem, step),
