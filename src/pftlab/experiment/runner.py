@@ -24,7 +24,7 @@ from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
-from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row, correct_row_from_features, pool_features
+from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.federated.checkpoint import global_model
@@ -132,7 +132,8 @@ def run_experiment(
 
         pool = EvalPool.of(fed)
         global_features = pool_features(model, pool, head)
-        correct = {"global-model": np.tile(correct_row(model, pool), (fed.num_clients, 1))}
+        global_row = correct_row_from_features(head_module(model, head), pool, global_features)
+        correct = {"global-model": np.tile(global_row, (fed.num_clients, 1))}
         searched: dict[str, list[dict[str, Any]]] = {}
         distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
         for method in cfg.personalize.methods:
