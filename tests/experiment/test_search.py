@@ -64,7 +64,7 @@ def _choose(cfg, fed, model, weights):
 
 def test_each_client_keeps_its_best_grid_point_on_validation(setup) -> None:
     cfg, fed, model, weights = setup
-    _, chosen = _choose(cfg, fed, model, weights)
+    _, chosen, _ = _choose(cfg, fed, model, weights)
     assert [c["client"] for c in chosen] == [0, 1, 2, 3]
     client = fed.clients[1]
     val_accs = []
@@ -85,8 +85,8 @@ def test_test_labels_play_no_part_in_the_choice(setup) -> None:
             for c in fed.clients
         ],
     )
-    correct_a, chosen_a = _choose(cfg, fed, model, weights)
-    correct_b, chosen_b = _choose(cfg, scrambled, model, weights)
+    correct_a, chosen_a, _ = _choose(cfg, fed, model, weights)
+    correct_b, chosen_b, _ = _choose(cfg, scrambled, model, weights)
     assert chosen_a == chosen_b
     assert not np.array_equal(correct_a, correct_b), "scrambling test labels must change the test scores"
 
