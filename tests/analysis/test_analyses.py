@@ -25,7 +25,7 @@ def small(quickstart: Path, tiny: list[str]):
 
 
 def test_curves_start_at_the_global_model_and_cover_every_variant(small, tmp_path: Path) -> None:
-    curves = run_curves(small, tmp_path, clients=2)
+    curves = run_curves(small, tmp_path, clients=1)
     start = {(r["local"], r["global"]) for r in curves if r["epoch"] == 0}
     assert len(start) == 1, "every variant starts from the same global model"
     labels = {r["variant"] for r in curves}
@@ -37,7 +37,7 @@ def test_curves_start_at_the_global_model_and_cover_every_variant(small, tmp_pat
 
 
 def test_flooding_holds_losses_apart(small, tmp_path: Path) -> None:
-    table = run_flooding(small, tmp_path, [0.05, 2.0], clients=2)
+    table = run_flooding(small, tmp_path, [0.05, 2.0], clients=1)
     loss = {(r["method"], r["level"]): r["train_loss"] for r in table}
     assert loss["ft", 2.0] > loss["ft", 0.05] and loss["lp-ft", 2.0] > loss["lp-ft", 0.05]
     assert (tmp_path / "flooding.png").is_file()
