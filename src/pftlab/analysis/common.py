@@ -44,6 +44,17 @@ def local_and_global(model: nn.Module, pool: EvalPool, client: int) -> tuple[flo
     return local, 100.0 * (hits.sum() - hits[client]) / (sizes.sum() - sizes[client])
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows of equal keys as a CSV, written atomically."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
 def save_png(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 

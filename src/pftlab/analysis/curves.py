@@ -6,14 +6,11 @@ whatever the learning rate, sparsity or proximal strength; LP-FT is the referenc
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from rich.progress import Progress
 
-from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png
-from pftlab.io import atomic_write_text
+from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png, write_csv
 from pftlab.personalize import METHODS
 from pftlab.train import train
 
@@ -66,11 +63,7 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
             if progress:
                 progress.update(task, advance=1)
     curves = mean_rows(rows, ("local", "global"), ("family", "variant", "epoch"))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(curves[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(curves)
-    atomic_write_text(out / "curves.csv", buf.getvalue())
+    write_csv(out / "curves.csv", curves)
     plot_curves(curves, out / "curves.png")
     return curves
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from pftlab.analysis.common import save_png
+from pftlab.analysis.common import save_png, write_csv
 from pftlab.errors import UserError
-from pftlab.io import atomic_write_text
 
 
 def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
@@ -33,11 +31,7 @@ def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
         for r in rows
         if r["method"] != "global-model"
     ]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(points[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(points)
-    atomic_write_text(out / "distortion.csv", buf.getvalue())
+    write_csv(out / "distortion.csv", points)
 
     import matplotlib
 

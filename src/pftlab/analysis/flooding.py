@@ -7,15 +7,12 @@ weaker local fitting.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from pathlib import Path
 
 from rich.progress import Progress
 
-from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png
-from pftlab.io import atomic_write_text
+from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png, write_csv
 from pftlab.personalize import METHODS
 from pftlab.train import train
 
@@ -41,11 +38,7 @@ def run_flooding(
                 if progress:
                     progress.update(task, advance=1)
     table = mean_rows(rows, ("train_loss", "local", "global"), ("method", "level"))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(table[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
-    atomic_write_text(out / "flooding.csv", buf.getvalue())
+    write_csv(out / "flooding.csv", table)
 
     import matplotlib
 
