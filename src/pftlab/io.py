@@ -9,10 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save
 
-Weights = dict[str, torch.Tensor]
+from pftlab.weights import Weights
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -7,9 +7,9 @@ import torch
 from pftlab.data.benchmarks import build_federation
 from pftlab.experiment.config import Config, DataConfig, FederatedConfig
 from pftlab.federated.checkpoint import global_model
-from pftlab.federated.fedavg import weighted_average
 from pftlab.federated.sampling import participation_schedule
 from pftlab.models import build_model
+from pftlab.weights import weighted_average
 
 
 def test_weighted_average_is_sample_weighted() -> None:

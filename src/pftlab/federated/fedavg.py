@@ -12,18 +12,7 @@ from pftlab.federated.sampling import participation_schedule
 from pftlab.io import Weights
 from pftlab.personalize.recipe import Phase
 from pftlab.train import train
-
-
-def weighted_average(states: list[Weights], weights: list[float]) -> Weights:
-    """Weight-wise mean; integer buffers (e.g. BatchNorm's step counter) are taken from the first state."""
-    total = float(sum(weights))
-    out = {}
-    for key, first in states[0].items():
-        if first.is_floating_point():
-            out[key] = sum(w / total * s[key] for s, w in zip(states, weights, strict=True))
-        else:
-            out[key] = first.clone()
-    return out
+from pftlab.weights import weighted_average
 
 
 def fedavg(

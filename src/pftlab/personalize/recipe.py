@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
-
 from pftlab.experiment.config import PersonalizeConfig, Strict
+from pftlab.weights import Weights, weighted_average
 
-Weights = dict[str, torch.Tensor]
 Combine = Callable[[Weights, list[Weights]], Weights]
 
 
@@ -46,10 +44,7 @@ def keep_last(start: Weights, results: list[Weights]) -> Weights:
 
 def average(start: Weights, results: list[Weights]) -> Weights:
     """Weight-wise mean of the runs (a uniform soup)."""
-    return {
-        k: sum(r[k] for r in results) / len(results) if results[0][k].is_floating_point() else results[0][k]
-        for k in results[0]
-    }
+    return weighted_average(results, [1.0] * len(results))
 
 
 def interpolate(alpha: float) -> Combine:

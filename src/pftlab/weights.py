@@ -1,0 +1,19 @@
+"""Operations on weight dictionaries shared by the global stage (FedAvg) and personalization (soups)."""
+
+from __future__ import annotations
+
+import torch
+
+Weights = dict[str, torch.Tensor]
+
+
+def weighted_average(states: list[Weights], weights: list[float]) -> Weights:
+    """Weight-wise mean; integer buffers (e.g. BatchNorm's step counter) are taken from the first state."""
+    total = float(sum(weights))
+    out = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            out[key] = sum(w / total * s[key] for s, w in zip(states, weights, strict=True))
+        else:
+            out[key] = first.clone()
+    return out
