@@ -34,9 +34,11 @@ def epoch_order(n: int, seed: int, purpose: str, client: int, epoch: int) -> tor
 
 
 def trained_params(model: nn.Module, train: str, head: str) -> Params:
-    """The parameters a phase trains, by full name: all, the head's, or one submodule's."""
+    """The parameters a phase trains, by full name: all, the head's, all but the head's (body), or one submodule's."""
     if train == "all":
         return dict(model.named_parameters())
+    if train == "body":
+        return {n: p for n, p in model.named_parameters() if not n.startswith(head + ".")}
     prefix = (head if train == "head" else train) + "."
     chosen = {n: p for n, p in model.named_parameters() if n.startswith(prefix)}
     if not chosen:
@@ -108,16 +110,21 @@ def train(
     client: int,
     head: str = "head",
     on_epoch: Callable[[int, float], None] | None = None,
+    grad_correction: dict[str, torch.Tensor] | None = None,
+    prox_to: dict[str, torch.Tensor] | None = None,
 ) -> float:
     """Run the phases in place on `model`; return the mean data loss (cross-entropy) of the last epoch.
 
     `on_epoch(epochs_done, loss)` is called after every epoch (analyses evaluate the model there).
+    `grad_correction[name]` is added to that parameter's gradient before every step (SCAFFOLD);
+    `prox_to` is the point the proximal term pulls toward instead of the start (Ditto).
 
     A head-only phase trains the head on backbone features computed once (the backbone is
     frozen, so they cannot change): the cost of linear probing is one forward pass.
     """
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     start = {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
+    start = start if prox_to is None else prox_to
     epoch, last_loss = 0, math.nan
     for phase in phases:
         params = trained_params(model, phase.train, head)
@@ -146,6 +153,9 @@ def train(
                         )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    for n, c in (grad_correction or {}).items():
+                        if n in params:
+                            params[n].grad.add_(c)
                     for n, m in mask.items():
                         params[n].grad.mul_(m)
                     opt.step()

@@ -99,11 +99,22 @@ class OptimizerConfig(Strict):
 
 
 class FederatedConfig(OptimizerConfig):
-    algorithm: Literal["fedavg"] = "fedavg"
+    """The global stage; the optimizer keys are the clients' local optimizer."""
+
+    algorithm: Literal["fedavg", "fedprox", "scaffold", "fedavgm", "fedadam", "fedbabu"] = "fedavg"
     rounds: int = Field(30, ge=0, le=100_000)
     clients_per_round: int = Field(0, ge=0, le=100_000, description="0 = every client every round")
     local_epochs: int = Field(1, ge=1, le=10_000)
     lr: float = Field(0.05, gt=0, le=100)
+    dropout: float = Field(0.0, ge=0, le=1, description="probability that a sampled client drops out of a round")
+    prox_mu: float = Field(0.01, ge=0, le=1e6, description="fedprox: mu/2 ||w - w_global||^2 in the local loss")
+    server_lr: float | None = Field(
+        None, gt=0, le=100, description="scaffold, fedavgm, fedadam: server step size; default 1 (fedadam 0.01)"
+    )
+    server_momentum: float = Field(0.9, ge=0, lt=1, description="fedavgm: momentum of the server update")
+    beta1: float = Field(0.9, ge=0, lt=1, description="fedadam: first-moment decay")
+    beta2: float = Field(0.99, ge=0, lt=1, description="fedadam: second-moment decay")
+    tau: float = Field(1e-3, gt=0, le=10, description="fedadam: adaptivity (added to the root of the second moment)")
 
 
 class PersonalizeConfig(OptimizerConfig):

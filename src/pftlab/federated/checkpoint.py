@@ -1,7 +1,9 @@
 """The global checkpoint, cached by the hash of everything that determines it.
 
-Same partition, model, global-stage config and seed: the FedAvg model is loaded, not retrained.
-A cache file that does not load or does not fit the model is rebuilt.
+Same partition, model, global-stage config and seed: the global model is loaded, not retrained.
+A cache file that does not load or does not fit the model is rebuilt. The stage's counts (rounds
+skipped, updates rejected, clients dropped) live in the file's metadata, so a reused checkpoint
+still reports them.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from pftlab.data.dataset import FederatedData
 from pftlab.experiment.config import Config
-from pftlab.federated.fedavg import fedavg
+from pftlab.federated.rounds import StageStats, run_global_stage
 from pftlab.io import Weights, cache_dir, config_hash, load_weights, save_weights
 
-FORMAT = 2  # 2: named CNN blocks
+FORMAT = 3  # 2: named CNN blocks; 3: algorithms beyond FedAvg, dropout, stage counts in the metadata
 
 
 def checkpoint_key(fed: FederatedData, cfg: Config) -> str:
@@ -43,8 +45,12 @@ def global_model(
     fed: FederatedData,
     cfg: Config,
     on_round: Callable[[int, float], None] | None = None,
+    head: str = "head",
 ) -> tuple[Weights, Path, bool]:
-    """(weights, cache path, reused?) of the global stage; `model` ends holding the weights."""
+    """(weights, cache path, reused?) of the global stage; `model` ends holding the weights.
+
+    The stage's counts: `stage_stats(path)`.
+    """
     key = checkpoint_key(fed, cfg)
     path = cache_dir() / "global" / f"{key}.safetensors"
     if path.is_file():
@@ -55,7 +61,18 @@ def global_model(
         if _fits(weights, model):
             model.load_state_dict(weights)
             return weights, path, True
-    weights = fedavg(model, fed, cfg.federated, cfg.seed, on_round)
-    meta = {"key": key, "federated": json.dumps(cfg.federated.model_dump(mode="json"), sort_keys=True)}
+    weights, stats = run_global_stage(model, fed, cfg.federated, cfg.seed, on_round, head)
+    meta = {
+        "key": key,
+        "federated": json.dumps(cfg.federated.model_dump(mode="json"), sort_keys=True),
+        "stats": json.dumps(stats.as_dict(), sort_keys=True),
+    }
     save_weights(path, weights, metadata=meta)
     return weights, path, False
+
+
+def stage_stats(path: Path) -> dict[str, int]:
+    """The counts the global stage that wrote this checkpoint recorded (StageStats as a dict)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return StageStats(**json.loads(meta["stats"])).as_dict()

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from torch import nn
 
-from pftlab.data.dataset import FederatedData
+from pftlab.data.dataset import Dataset, FederatedData
 from pftlab.experiment.config import FederatedConfig
-from pftlab.federated.sampling import participation_schedule
-from pftlab.io import Weights
+from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, average, local_train
 from pftlab.personalize.recipe import Phase
-from pftlab.train import train
-from pftlab.weights import weighted_average
+from pftlab.weights import Weights
+
+
+def local_update(
+    model: nn.Module,
+    global_weights: Weights,
+    payload: State,
+    data: Dataset,
+    cfg: FederatedConfig,
+    seed: int,
+    rnd: int,
+    client_id: int,
+    client_state: State,
+    head: str = "head",
+) -> ClientUpdate:
+    phases = [Phase("all", cfg.local_epochs, cfg.lr)]
+    return local_train(model, global_weights, data, phases, cfg, seed, f"{ORDER}/round{rnd}", client_id, head)
+
+
+def server_update(
+    global_weights: Weights,
+    updates: Sequence[ClientUpdate],
+    server_state: State,
+    cfg: FederatedConfig,
+    num_clients: int,
+    params: Collection[str],
+) -> tuple[Weights, State]:
+    return average(global_weights, updates), server_state
+
+
+ALGORITHM = Algorithm("fedavg", local_update, server_update)
 
 
 def fedavg(
@@ -22,19 +50,8 @@ def fedavg(
     seed: int,
     on_round: Callable[[int, float], None] | None = None,
 ) -> Weights:
-    """Train the global model; `model` is the one module object reused for every client."""
-    global_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    local = [Phase("all", cfg.local_epochs, cfg.lr)]
-    for rnd, chosen in enumerate(participation_schedule(fed.num_clients, cfg.clients_per_round, cfg.rounds, seed)):
-        states, sizes, losses = [], [], []
-        for cid in chosen:
-            model.load_state_dict(global_weights)
-            client = fed.clients[cid]
-            losses.append(train(model, local, client.train, cfg, seed, f"fedavg/round{rnd}", int(cid)))
-            states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-            sizes.append(len(client.train))
-        global_weights = weighted_average(states, sizes)
-        if on_round is not None:
-            on_round(rnd, sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes))
-    model.load_state_dict(global_weights)
-    return global_weights
+    """Train the global model with cfg.algorithm (FedAvg by default); `model` ends holding it."""
+    from pftlab.federated.rounds import run_global_stage
+
+    weights, _ = run_global_stage(model, fed, cfg, seed, on_round)
+    return weights

@@ -1,0 +1,165 @@
+"""The client / server contract of every global-stage algorithm, and the pieces they share.
+
+Everything that crosses between a client and the server is a dict of tensors or a number, so an
+in-process loop and Flower's ClientApp / ServerApp call exactly the same functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from pftlab.data.dataset import Dataset
+from pftlab.experiment.config import FederatedConfig
+from pftlab.personalize.recipe import Phase
+from pftlab.seeding import numpy_rng
+from pftlab.train import train
+from pftlab.weights import Weights
+
+State = dict[str, torch.Tensor]
+
+# Every global-stage algorithm draws FedAvg's data order, so two algorithms differ only in the algorithm.
+ORDER = "fedavg"
+
+
+@dataclass
+class ClientUpdate:
+    """What one client returns after a round.
+
+    weights: the keys it shares (the whole state dict, or only the body for FedPer / FedRep).
+    extra: algorithm tensors for the server (SCAFFOLD: the change of the client's control variate).
+    client_state: kept by the client for its next round, never sent (SCAFFOLD: its control variate).
+    """
+
+    weights: Weights
+    num_examples: int
+    loss: float
+    extra: State = field(default_factory=dict)
+    client_state: State = field(default_factory=dict)
+
+
+class LocalUpdate(Protocol):
+    def __call__(
+        self,
+        model: nn.Module,
+        global_weights: Weights,
+        payload: State,
+        data: Dataset,
+        cfg: FederatedConfig,
+        seed: int,
+        rnd: int,
+        client_id: int,
+        client_state: State,
+        head: str = "head",
+    ) -> ClientUpdate: ...
+
+
+class ServerUpdate(Protocol):
+    def __call__(
+        self,
+        global_weights: Weights,
+        updates: Sequence[ClientUpdate],
+        server_state: State,
+        cfg: FederatedConfig,
+        num_clients: int,
+        params: Collection[str],
+    ) -> tuple[Weights, State]: ...
+
+
+def no_payload(server_state: State) -> State:
+    return {}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """local_update runs on a client; server_update on the accepted updates of a round;
+    payload(server_state) is what the server sends beside the global weights (SCAFFOLD: c)."""
+
+    name: str
+    local_update: LocalUpdate
+    server_update: ServerUpdate
+    payload: Callable[[State], State] = no_payload
+
+
+def snapshot(model: nn.Module) -> Weights:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def local_train(
+    model: nn.Module,
+    start: Weights,
+    data: Dataset,
+    phases: list[Phase],
+    cfg: FederatedConfig,
+    seed: int,
+    purpose: str,
+    client_id: int,
+    head: str = "head",
+    **hooks: Weights,
+) -> ClientUpdate:
+    """Train from `start` with the one training loop; a diverging client returns loss NaN, not an exception."""
+    model.load_state_dict(start)
+    try:
+        loss = train(model, phases, data, cfg, seed, purpose, client_id, head, **hooks)
+    except FloatingPointError:
+        loss = math.nan
+    return ClientUpdate(snapshot(model), len(data), loss)
+
+
+def all_finite(tensors: State) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
+def is_finite(update: ClientUpdate) -> bool:
+    """A client update the server may use: finite loss, weights, extras and state."""
+    return (
+        math.isfinite(update.loss)
+        and all_finite(update.weights)
+        and all_finite(update.extra)
+        and all_finite(update.client_state)
+    )
+
+
+def dropped(seed: int, rnd: int, client_id: int, probability: float) -> bool:
+    """Whether a sampled client drops out of a round: drawn from (seed, round, client) only."""
+    if probability <= 0:
+        return False
+    return bool(numpy_rng(seed, "dropout", rnd, client_id).random() < probability)
+
+
+def average(global_weights: Weights, updates: Sequence[ClientUpdate]) -> Weights:
+    """Sample-weighted mean of the shared keys; keys nobody sent, or nobody changed, stay bit-identical.
+
+    Integer buffers (BatchNorm's step counter) are taken from the first update.
+    """
+    total = float(sum(u.num_examples for u in updates))
+    out = dict(global_weights)
+    for key in updates[0].weights:
+        values = [u.weights[key] for u in updates]
+        if not values[0].is_floating_point():
+            out[key] = values[0].clone()
+        elif all(torch.equal(v, global_weights[key]) for v in values):
+            out[key] = global_weights[key]
+        else:
+            out[key] = sum(u.num_examples / total * v for u, v in zip(updates, values, strict=True))
+    return out
+
+
+def server_lr(cfg: FederatedConfig) -> float:
+    if cfg.server_lr is not None:
+        return cfg.server_lr
+    return 0.01 if cfg.algorithm == "fedadam" else 1.0
+
+
+def mean_loss(updates: Sequence[ClientUpdate]) -> float:
+    total = sum(u.num_examples for u in updates)
+    return sum(u.loss * u.num_examples for u in updates) / total if total else math.nan
+
+
+def zeros_like(weights: Weights, keys: Collection[str]) -> State:
+    return {k: torch.zeros_like(weights[k]) for k in keys}

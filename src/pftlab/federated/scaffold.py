@@ -1,0 +1,83 @@
+"""SCAFFOLD (Karimireddy et al. 2020): control variates correct the drift of local updates.
+
+Every local step adds c - c_i to the gradient, where c is the server's control variate and c_i
+the client's. After K local steps at learning rate lr, the client sets (option II of the paper)
+    c_i+ = c_i - c + (w_global - w_i) / (K lr)
+and sends w_i and c_i+ - c_i. The server moves w by server_lr times the mean update and sets
+c <- c + sum(c_i+ - c_i) / N over the N clients of the federation. Both variates start at zero,
+so round 0 is FedAvg. Control variates cover the parameters only; buffers are averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+
+import torch
+from torch import nn
+
+from pftlab.data.dataset import Dataset
+from pftlab.experiment.config import FederatedConfig
+from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, average, local_train, server_lr
+from pftlab.personalize.recipe import Phase
+from pftlab.weights import Weights
+
+
+def local_steps(num_examples: int, cfg: FederatedConfig) -> int:
+    return cfg.local_epochs * math.ceil(num_examples / cfg.batch_size)
+
+
+def local_update(
+    model: nn.Module,
+    global_weights: Weights,
+    payload: State,
+    data: Dataset,
+    cfg: FederatedConfig,
+    seed: int,
+    rnd: int,
+    client_id: int,
+    client_state: State,
+    head: str = "head",
+) -> ClientUpdate:
+    names = [n for n, _ in model.named_parameters()]
+    c = {n: payload[n] if n in payload else torch.zeros_like(global_weights[n]) for n in names}
+    c_i = {n: client_state[n] if n in client_state else torch.zeros_like(global_weights[n]) for n in names}
+    correction = {n: c[n] - c_i[n] for n in names}
+    phases = [Phase("all", cfg.local_epochs, cfg.lr)]
+    update = local_train(
+        model, global_weights, data, phases, cfg, seed, f"{ORDER}/round{rnd}", client_id, head,
+        grad_correction=correction,
+    )  # fmt: skip
+    scale = 1.0 / (local_steps(len(data), cfg) * cfg.lr)
+    c_new = {n: c_i[n] - c[n] + scale * (global_weights[n] - update.weights[n]) for n in names}
+    update.extra = {n: c_new[n] - c_i[n] for n in names}
+    update.client_state = c_new
+    return update
+
+
+def server_update(
+    global_weights: Weights,
+    updates: Sequence[ClientUpdate],
+    server_state: State,
+    cfg: FederatedConfig,
+    num_clients: int,
+    params: Collection[str],
+) -> tuple[Weights, State]:
+    avg = average(global_weights, updates)
+    lr, state, out = server_lr(cfg), dict(server_state), dict(avg)
+    if lr != 1.0:
+        for k in avg:
+            if k in params:
+                out[k] = global_weights[k] + lr * (avg[k] - global_weights[k])
+    for n in updates[0].extra:
+        c = state.get(f"c/{n}", torch.zeros_like(updates[0].extra[n]))
+        state[f"c/{n}"] = c + sum(u.extra[n] for u in updates) / num_clients
+    return out, state
+
+
+def payload(server_state: State) -> State:
+    """The server's control variate c, sent to every sampled client."""
+    return {k.removeprefix("c/"): v for k, v in server_state.items() if k.startswith("c/")}
+
+
+ALGORITHM = Algorithm("scaffold", local_update, server_update, payload)
