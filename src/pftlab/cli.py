@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from pftlab import __version__
 from pftlab.errors import UserError
+
+CHECK_HELP = "only validate: config, data files, method plans and output path; build and write nothing"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,6 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from pftlab.experiment.aggregate import run_seeds
+    from pftlab.experiment.check import check_run
     from pftlab.experiment.config import load_config
     from pftlab.experiment.runner import run_experiment
     from pftlab.report.table import aggregate_table, summary_table
@@ -27,6 +31,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_progress:
         cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"progress": False})})
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    plan = check_run(cfg, out, args.seeds)  # cheap: refuses bad input before any work is done
+    if args.check:
+        print(plan)
+        return 0
     console = Console()
     if args.seeds:
         agg = run_seeds(cfg, args.seeds, out)
@@ -62,12 +70,19 @@ def _data_show(args: argparse.Namespace) -> int:
 
     from pftlab.data.benchmarks import build_federation
     from pftlab.data.show import federation_table, label_heatmap
+    from pftlab.experiment.check import check_data, check_out_dir
     from pftlab.experiment.config import apply_overrides, from_dict
 
     raw = apply_overrides({"seed": args.seed, "data": {"benchmark": args.name, "size": args.size}}, args.set)
     cfg = from_dict(raw)
+    out = Path(args.out) if args.out else Path("runs") / f"data-{cfg.data.benchmark}-{cfg.data.size}.png"
+    check_out_dir(out.parent)
+    if out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a folder; give the path of a .png file")
+    if args.check:
+        print(f"data OK: {check_data(cfg)}; heat map would go to {out}")
+        return 0
     fed = build_federation(cfg.data, cfg.seed)
-    out = Path(args.out) if args.out else Path("runs") / f"data-{args.name}-{args.size}.png"
     label_heatmap(fed, out)
     console = Console()
     console.print(federation_table(fed))
@@ -79,10 +94,17 @@ def _analyze(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    out = Path(args.out)
-    if args.analysis == "distortion":
-        from pftlab.analysis.distortion_drop import run_distortion
+    from pftlab.experiment.check import check_data, check_methods, check_out_dir
 
+    out = Path(args.out)
+    check_out_dir(out)
+    if args.analysis == "distortion":
+        from pftlab.analysis.distortion_drop import read_clients, run_distortion
+
+        read_clients(Path(args.source))  # refuses a missing or malformed RUN_DIR/clients.csv before writing
+        if args.check:
+            print(f"run directory OK: {args.source}; results would go to {out}/")
+            return 0
         out.mkdir(parents=True, exist_ok=True)
         rho = run_distortion(Path(args.source), out)
         Console().print(f"Spearman rho (distortion vs global drop): {rho}; wrote {out}/distortion.csv and .png")
@@ -91,6 +113,14 @@ def _analyze(args: argparse.Namespace) -> int:
     from pftlab.experiment.config import load_config
 
     cfg = load_config(Path(args.source), args.set)
+    if args.clients < 0:
+        raise UserError(f"--clients must be >= 0 (0 = every client), got {args.clients}")
+    levels = getattr(args, "levels", [0.0])
+    if any(not math.isfinite(b) or b < 0 for b in levels):
+        raise UserError(f"--levels must be finite flooding levels >= 0, got {levels}")
+    if args.check:
+        print(f"config OK: {check_data(cfg)}; methods {', '.join(check_methods(cfg))}; results would go to {out}/")
+        return 0
     with Progress(console=Console(stderr=True), disable=args.no_progress) as progress:
         s = setup(cfg)
         out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run once per seed into DIR/seed<k>/ and write mean ± std to DIR/aggregate.{json,md}",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--check", action="store_true", help=CHECK_HELP)
     run.set_defaults(func=_run)
 
     methods = sub.add_parser("methods", help="list the personalization methods and their hyper-parameters")
@@ -152,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set data.alpha=0.1")
     show.add_argument("--out", metavar="PNG", help="heat map path (default: runs/data-<name>-<size>.png)")
+    show.add_argument("--check", action="store_true", help=CHECK_HELP)
     show.set_defaults(func=_data_show)
 
     analyze = sub.add_parser("analyze", help="the study's analyses: accuracy vs epoch, distortion vs drop, flooding")
@@ -164,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = a_sub.add_parser(name, help=text, description=text)
         p.add_argument("source", metavar=source)
         p.add_argument("--out", metavar="DIR", default=f"runs/analysis-{name}", help="where the CSV and PNG go")
+        p.add_argument("--check", action="store_true", help=CHECK_HELP)
         if source == "CONFIG.toml":
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
             p.add_argument("--clients", type=int, default=0, help="only the first N clients (0 = all)")

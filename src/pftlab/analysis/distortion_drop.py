@@ -12,25 +12,42 @@ from pftlab.analysis.common import save_png, write_csv
 from pftlab.errors import UserError
 
 
+def read_clients(run_dir: Path) -> list[dict]:
+    """The (method, client, distortion, global drop) points of RUN_DIR/clients.csv; a bad file is a UserError."""
+    path = run_dir / "clients.csv"
+    try:
+        if not path.is_file():
+            raise UserError(f"{path} not found: give a run directory written by 'pftlab run'")
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, ValueError, csv.Error) as err:  # ValueError: a NUL in the path, undecodable bytes
+        if isinstance(err, UserError):
+            raise
+        raise UserError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    if not rows or "distortion_own" not in rows[0]:
+        raise UserError(f"{path} has no distortion columns: rerun it with this version of pftlab")
+    try:
+        base = {r["client"]: float(r["global"]) for r in rows if r["method"] == "global-model"}
+        points = [
+            {
+                "method": r["method"],
+                "client": r["client"],
+                "distortion_own": float(r["distortion_own"]),
+                "global_drop": round(base[r["client"]] - float(r["global"]), 4),
+            }
+            for r in rows
+            if r["method"] != "global-model"
+        ]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path} is malformed (a missing cell, client or number): rerun 'pftlab run'") from None
+    if not points:
+        raise UserError(f"{path} has no personalized methods, only the global model: nothing to compare")
+    return points
+
+
 def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
     """Reads RUN_DIR/clients.csv; writes distortion.csv and distortion.png; returns Spearman rho per method."""
-    path = run_dir / "clients.csv"
-    if not path.is_file():
-        raise UserError(f"{path} not found: give a run directory written by 'pftlab run'")
-    rows = list(csv.DictReader(path.open()))
-    if "distortion_own" not in rows[0]:
-        raise UserError(f"{path} has no distortion columns: rerun it with this version of pftlab")
-    base = {r["client"]: float(r["global"]) for r in rows if r["method"] == "global-model"}
-    points = [
-        {
-            "method": r["method"],
-            "client": r["client"],
-            "distortion_own": float(r["distortion_own"]),
-            "global_drop": round(base[r["client"]] - float(r["global"]), 4),
-        }
-        for r in rows
-        if r["method"] != "global-model"
-    ]
+    points = read_clients(run_dir)
     write_csv(out / "distortion.csv", points)
 
     import matplotlib

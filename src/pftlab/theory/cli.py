@@ -68,8 +68,13 @@ def _who_wins(lams: Sequence[float], winners: dict[float, object]) -> str:
 
 def _out(args: argparse.Namespace) -> Path:
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    if "\0" in args.out:
+        raise UserError(f"--out {args.out!r} contains a NUL character; give a folder path")
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {out}: {p} exists and is not a directory")
+            break
     return out
 
 
@@ -342,6 +347,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head-norm", type=float, default=1.0, help="|V_com| (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the orthonormal frame B (default 0)")
     p.add_argument("--out", default="runs/theory", metavar="DIR", help="output folder (default runs/theory)")
+    p.add_argument("--check", action="store_true", help="only validate the arguments; compute and write nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,10 +397,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Sizes beyond these are refused rather than left to run for hours or to exhaust memory.
+LIMITS = {"d": 256, "m": 256, "C": 256, "steps": 100_000, "grid": 100_000, "n_train": 100_000, "n_eval": 100_000}
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Every argument check the subcommand would make, done up front and cheaply (no simulation)."""
+    from pftlab.theory.model import make_problem
+    from pftlab.theory.sweep import _check_grid
+
+    for key, limit in LIMITS.items():
+        values = getattr(args, key, [])
+        for v in values if isinstance(values, list) else [values]:
+            if v > limit:
+                raise UserError(f"--{key.replace('_', '-')} must be <= {limit:,} (got {v})")
+    if not np.isfinite(args.head_norm) or args.head_norm < 0:
+        raise UserError(f"--head-norm must be a finite number >= 0 (got {args.head_norm})")
+    _out(args)
+    cmd = args.theory_command
+    lambdas = {"onestep": [args.lambda_ if cmd == "onestep" else 0.0]}.get(cmd, getattr(args, "lambdas", [1.0]))
+    settings = getattr(args, "settings", [getattr(args, "setting", "concept")])
+    for setting in settings:
+        make_problem(setting, lambdas[0] if lambdas else 1.0, args.eps, args.d, args.m, args.C, seed=args.seed)
+    if cmd == "onestep" and (not np.isfinite(args.step_size) or args.step_size <= 0):
+        raise UserError(f"--step-size must be a finite number > 0 (got {args.step_size})")
+    if cmd in ("sweep", "relu"):
+        _check_grid(args.lambdas, args.steps, args.step_size)
+    if cmd == "relu" and args.n_eval < 2:
+        raise UserError(f"--n-eval must be >= 2 (got {args.n_eval})")
+    if cmd == "threshold":
+        lo, hi = args.lambda_min, args.lambda_max
+        if not (0 < lo < hi) or not np.isfinite(hi):
+            raise UserError(f"need 0 < --lambda-min < --lambda-max, both finite (got {lo}, {hi})")
+        if args.grid < 2 or args.steps < 1:
+            raise UserError(f"need --grid >= 2 and --steps >= 1 (got {args.grid}, {args.steps})")
+        if not np.isfinite(args.step_size) or args.step_size <= 0:
+            raise UserError(f"--step-size must be a finite number > 0 (got {args.step_size})")
+
+
 def main(argv: list[str]) -> int:
     """Run `pftlab theory <subcommand> ...`; returns the exit code, raises UserError on a user mistake."""
     args = build_parser().parse_args(argv)
-    if not np.isfinite(args.head_norm) or args.head_norm < 0:
-        raise UserError(f"--head-norm must be a finite number >= 0 (got {args.head_norm})")
+    validate(args)
+    if args.check:
+        print(f"theory {args.theory_command}: arguments OK; results would go to {args.out}/")
+        return 0
     with np.errstate(all="ignore"):
         return int(args.func(args))

@@ -1,0 +1,85 @@
+"""`pftlab run CONFIG --check`: everything a run would refuse, found in a second, with nothing built or written.
+
+A config that passes here gets past every input check of a real run: the config and the
+benchmark's parameters validate, every method (and every point of its search grid) has a plan
+that fills the epoch budget, the data files or the user's path exist, and the run directory
+can be created. Nothing is decoded, trained or written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pftlab.errors import UserError
+from pftlab.experiment.config import Config
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """The output folder either exists as a folder or can be created (no file in the way)."""
+    if "\0" in str(out):
+        raise UserError(f"{flag} {str(out)!r} contains a NUL character; give a folder path")
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{flag} {str(out)!r}: {str(p)!r} is a file, not a folder; give a folder path")
+            return
+
+
+def check_seeds(seeds: list[int] | None) -> None:
+    if seeds is not None and (len(set(seeds)) != len(seeds) or any(not 0 <= s <= 2**62 for s in seeds)):
+        raise UserError(f"--seeds must be distinct integers in [0, 2^62], got {seeds}")
+
+
+def check_data(cfg: Config) -> str:
+    """The benchmark's files (or the user's path) exist; returns a short description of the data."""
+    from pftlab.data.benchmarks import BENCHMARKS
+    from pftlab.data.sources.files import DATA_ENV, data_root
+
+    bench = BENCHMARKS[cfg.data.benchmark]
+    params = cfg.data.params()
+    path = getattr(params, "path", None)
+    if path is not None:  # the user's own data: image-folder or table
+        if not path:
+            raise UserError(f"data.path is required for benchmark {bench.name!r}: {bench.description}")
+        if "\0" in path or not Path(path).expanduser().exists():
+            raise UserError(f"data.path {path!r} does not exist; expected {bench.description}")
+        return f"{bench.name} from {path}"
+    missing = [f for f in bench.files if not (data_root() / f).is_file()]
+    if missing:
+        raise UserError(
+            f"benchmark {bench.name!r} needs {len(missing)} missing file(s) under {data_root()}, e.g. {missing[0]}; "
+            f"set ${DATA_ENV} to the folder that holds the offline datasets (see 'pftlab data list')"
+        )
+    return f"{bench.name} ({cfg.data.size}: {bench.size(params)})"
+
+
+def check_methods(cfg: Config) -> list[str]:
+    """Every method's plan, for every point of its search grid, fills the shared epoch budget."""
+    from pftlab.personalize import METHODS
+
+    lines = []
+    for name in cfg.personalize.methods:
+        method = METHODS[name]
+        points = cfg.search_grid(name)
+        for params in points:
+            if method.custom is None:
+                try:
+                    method.checked_plan(params, cfg.personalize)
+                except ValueError as err:
+                    raise UserError(f"method.{name}: {err}") from None
+        grid = f", {len(points)} grid points" if len(points) > 1 else ""
+        lines.append(f"{name} ({cfg.personalize.epochs} epochs{grid})")
+    return lines
+
+
+def check_run(cfg: Config, out: Path, seeds: list[int] | None = None) -> str:
+    """One line saying what the run would do; raises UserError naming the first problem."""
+    check_seeds(seeds)
+    check_out_dir(out)
+    data = check_data(cfg)
+    methods = check_methods(cfg)
+    runs = f"{len(seeds)} seeds" if seeds else f"seed {cfg.seed}"
+    return (
+        f"config OK: {data}; {cfg.federated.algorithm} for {cfg.federated.rounds} rounds; "
+        f"methods {', '.join(methods)}; {runs}; results would go to {out}/"
+    )
