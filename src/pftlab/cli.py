@@ -48,9 +48,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from pftlab.personalize import METHODS
+    from pftlab.experiment.config import method_specs
 
-    for name, m in METHODS.items():
+    for name, m in method_specs().items():  # post-hoc methods, then process-integrated baselines
         params = ", ".join(f"{k}={f.default}" for k, f in m.Params.model_fields.items())
         print(f"{name:<12} {m.summary}\n{'':<12} parameters ([method.{name}]): {params}")
     return 0

@@ -108,8 +108,8 @@ class FederatedConfig(OptimizerConfig):
     lr: float = Field(0.05, gt=0, le=100)
     dropout: float = Field(0.0, ge=0, le=1, description="probability that a sampled client drops out of a round")
     prox_mu: float = Field(0.01, ge=0, le=1e6, description="fedprox: mu/2 ||w - w_global||^2 in the local loss")
-    server_lr: float | None = Field(
-        None, gt=0, le=100, description="scaffold, fedavgm, fedadam: server step size; default 1 (fedadam 0.01)"
+    server_lr: float = Field(
+        0.0, ge=0, le=100, description="scaffold, fedavgm, fedadam: server step size; 0 = 1 (fedadam: 0.01)"
     )
     server_momentum: float = Field(0.9, ge=0, lt=1, description="fedavgm: momentum of the server update")
     beta1: float = Field(0.9, ge=0, lt=1, description="fedadam: first-moment decay")
@@ -124,11 +124,10 @@ class PersonalizeConfig(OptimizerConfig):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:
-        from pftlab.personalize import METHODS
-
+        known = method_specs()
         for m in methods:
-            if m not in METHODS:
-                raise ValueError(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+            if m not in known:
+                raise ValueError(f"unknown method {m!r}; allowed: {', '.join(known)}")
         if len(set(methods)) != len(methods):
             raise ValueError("methods must not repeat")
         return methods
@@ -156,20 +155,23 @@ class Config(Strict):
         """Each [method.X] table names a known method and passes its Params and budget checks."""
         from pftlab.personalize import METHODS
 
+        known = method_specs()
         for name, table in self.method.items():
-            if name not in METHODS:
-                raise ValueError(f"unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
+            if name not in known:
+                raise ValueError(f"unknown method table [method.{name}]; allowed: {', '.join(known)}")
             try:
-                METHODS[name].Params.model_validate(table)
+                known[name].Params.model_validate(table)
             except ValidationError as err:
-                raise ValueError(_one_line(err, METHODS[name].Params, f"method.{name}.")) from None
+                raise ValueError(_one_line(err, known[name].Params, f"method.{name}.")) from None
         for name in self.personalize.methods:
-            problem = METHODS[name].check(self.method_params(name), self.personalize)
+            problem = METHODS[name].check(self.method_params(name), self.personalize) if name in METHODS else None
             if problem:
                 raise ValueError(f"method.{name}: {problem}")
         for name, grid in self.search.items():
             if name not in self.personalize.methods:
                 raise ValueError(f"search.{name}: {name!r} is not in personalize.methods {self.personalize.methods}")
+            if name not in METHODS:
+                raise ValueError(f"search.{name}: {name!r} is a baseline; grids search post-hoc methods only")
             fields = METHODS[name].Params.model_fields
             for key, values in grid.items():
                 if key not in fields:
@@ -198,9 +200,7 @@ class Config(Strict):
         return points
 
     def method_params(self, name: str) -> Any:
-        from pftlab.personalize import METHODS
-
-        return METHODS[name].Params.model_validate(self.method.get(name, {}))
+        return method_specs()[name].Params.model_validate(self.method.get(name, {}))
 
     def resolved(self) -> dict[str, Any]:
         """The whole config with every default filled in, methods' parameters included."""
@@ -210,6 +210,14 @@ class Config(Strict):
         if not self.search:
             del out["search"]
         return out
+
+
+def method_specs() -> dict[str, Any]:
+    """Every name allowed in personalize.methods: post-hoc methods, then process-integrated baselines."""
+    from pftlab.baselines import BASELINES
+    from pftlab.personalize import METHODS
+
+    return {**METHODS, **BASELINES}
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

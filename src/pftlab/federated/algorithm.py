@@ -151,7 +151,7 @@ def average(global_weights: Weights, updates: Sequence[ClientUpdate]) -> Weights
 
 
 def server_lr(cfg: FederatedConfig) -> float:
-    if cfg.server_lr is not None:
+    if cfg.server_lr:
         return cfg.server_lr
     return 0.01 if cfg.algorithm == "fedadam" else 1.0
 
