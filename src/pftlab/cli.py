@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pftlab import __version__
-from pftlab.errors import UserError
+from pftlab.errors import UserError, one_line
 
 CHECK_HELP = "only validate: config, data files, method plans and output path; build and write nothing"
 
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_analyze)
 
     sub.add_parser("theory", help="the two-layer linear model lab: onestep, sweep, threshold, relu (docs/theory.md)")
+    sub.add_parser("flower", help="run on Flower: export per-client partitions and a Flower App (docs/flower.md)")
     return parser
 
 
@@ -216,10 +217,14 @@ def main(argv: list[str] | None = None) -> int:
             from pftlab.theory.cli import main as theory_main
 
             return theory_main(argv[1:])
+        if argv[:1] == ["flower"]:  # its own parser (`pftlab flower export --help`)
+            from pftlab.integrations.flower.cli import main as flower_main
+
+            return flower_main(argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as err:
-        print(f"pftlab: error: {err}", file=sys.stderr)
+        print(f"pftlab: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pftlab: interrupted", file=sys.stderr)

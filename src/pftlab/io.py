@@ -9,8 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
+from pftlab.errors import CorruptFile
 from pftlab.weights import Weights
 
 
@@ -43,13 +46,57 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj))
 
 
+CHECKSUM_KEY = "pftlab.sha256"
+
+
+def weights_sha256(tensors: Weights, metadata: dict[str, str]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes (sorted by name) and the other metadata.
+
+    Safetensors checks the header and the file length but not the tensor bytes: a flipped bit in a
+    weight would load silently. This checksum, stored in the file's metadata, catches it.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(metadata):
+        if key != CHECKSUM_KEY:
+            digest.update(f"meta\0{key}\0{metadata[key]}\0".encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        digest.update(f"tensor\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_weights(path: Path, weights: Weights, metadata: dict[str, str] | None = None) -> None:
+    """Safetensors, written atomically, with a content checksum in its metadata (verified by load_weights)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    meta = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
+    meta[CHECKSUM_KEY] = weights_sha256(tensors, meta)
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
-def load_weights(path: Path) -> Weights:
-    return load_file(str(path))
+def load_weights(path: Path, require_checksum: bool = True) -> Weights:
+    """The tensors of a safetensors file, checked against the checksum save_weights stored.
+
+    A truncated, altered or unreadable file raises `CorruptFile` (one line): callers that read a cache
+    rebuild it, the CLI refuses an input with the message. `require_checksum=False` accepts
+    safetensors written by other tools (no pftlab checksum) and still verifies one that is present.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CorruptFile(f"weights file {path} is not a readable safetensors file ({why}); replace it") from None
+    expected = metadata.get(CHECKSUM_KEY)
+    if expected is None:
+        if require_checksum:
+            raise CorruptFile(f"weights file {path} has no {CHECKSUM_KEY} checksum: not written by pftlab, or altered")
+        return tensors
+    if weights_sha256(tensors, metadata) != expected:
+        raise CorruptFile(f"weights file {path} fails its {CHECKSUM_KEY} checksum: it was altered; replace it")
+    return tensors
 
 
 def sha256_hex(data: bytes) -> str:

@@ -51,7 +51,7 @@ def _existing(path: str, what: str) -> Path:
     if not path:
         raise UserError(f"data.path is required for this benchmark: {what}")
     p = Path(path).expanduser()
-    if not p.exists():
+    if "\0" in path or not p.exists():
         raise UserError(f"data.path {path!r} does not exist; expected {what}")
     return p
 
@@ -70,8 +70,8 @@ def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
         with Image.open(path) as im:
             im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"cannot decode image {path}: {err}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"cannot decode image {path}: {err}; fix or remove it") from None
     return arr.transpose(2, 0, 1) if channels == 3 else arr[None]
 
 
@@ -114,13 +114,24 @@ def _read_table(path: Path) -> dict[str, list]:
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("reading Parquet needs pyarrow: pip install 'pftlab[parquet]'") from None
-        return pq.read_table(path).to_pydict()
+        try:
+            return pq.read_table(path).to_pydict()
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise UserError(f"{path.name} is not a readable Parquet file: {str(err).splitlines()[0]}") from None
     if path.suffix.lower() != ".csv":
         raise UserError(f"data.path {str(path)!r}: expected a .csv or .parquet file")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        columns = reader.fieldnames or []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as err:  # binary garbage, a NUL byte
+        raise UserError(f"{path.name} is not a readable UTF-8 CSV file: {err}") from None
+    if len(set(columns)) != len(columns):
+        raise UserError(f"{path.name}: the header names a column twice: {', '.join(columns)}")
+    for i, r in enumerate(rows):  # a truncated or appended row has too few or too many cells
+        if None in r or any(v is None for v in r.values()):
+            raise UserError(f"{path.name}: row {i + 1} does not have the header's {len(columns)} cells")
     return {c: [r[c] for r in rows] for c in columns}
 
 

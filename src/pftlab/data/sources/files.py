@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pftlab.errors import UserError
+from pftlab.errors import CorruptFile, UserError
 from pftlab.io import atomic_write_bytes, cache_dir, sha256_hex
 
 DATA_ENV = "PFTLAB_DATA"
@@ -104,7 +104,7 @@ def verify(relpath: str) -> Path:
     except OSError as e:
         raise UserError(f"dataset file {relpath} at {path} cannot be read ({e.strerror or e}); {where}") from None
     if got != expected:
-        raise UserError(
+        raise CorruptFile(
             f"dataset file {relpath} at {path} fails its checksum: got sha256 {got}, {where}; "
             "replace it with the original"
         )
