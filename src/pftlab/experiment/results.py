@@ -75,9 +75,9 @@ def write_results(
         "methods": {m: {**summarize(hits, sizes), **_mean(distortions.get(m, {}))} for m, hits in correct.items()},
         "definitions": DEFINITIONS,
     }
-    write_json(out / "summary.json", summary)
     write_json(out / "run.json", run_info)
     if searched:  # hyper-parameters each client chose on its own validation split
         write_json(out / "search.json", searched)
     plot_run(out, correct, sizes, fed)
+    write_json(out / "summary.json", summary)  # last: a run directory with summary.json is complete
     return summary
