@@ -1,0 +1,194 @@
+"""Many clients personalized as one computation: stacked parameters, torch.func vmap over clients.
+
+One module object, its parameters stacked along a leading client axis; every step takes one
+batch of every client in the chunk and runs forward, backward and the SGD update for all of
+them at once. It is the same computation as `pftlab.train.train` (same data order, same
+mean-over-batch loss, torch's SGD update formula), so results agree to float rounding.
+
+A client whose epoch has fewer batches than the longest in its chunk sits the extra steps out:
+its padding rows carry zero weight and its update is masked. Chunks are made of clients of
+similar size, so little is padded.
+
+What it covers: SGD phases that train everything, the head or one block, with proximal and
+flooding terms, on models without buffers (no BatchNorm). Anything else (Adam, sparse masks,
+L-BFGS, frozen norms, custom methods) goes through the plain loop; `supports` says which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from pftlab.data.dataset import Dataset
+from pftlab.experiment.config import PersonalizeConfig
+from pftlab.models.heads import features, head_module
+from pftlab.personalize.recipe import Method, Phase
+from pftlab.train import epoch_order, trained_params
+from pftlab.weights import Weights
+
+Stacked = dict[str, torch.Tensor]  # name -> (clients, *shape)
+
+
+def supports(model: nn.Module, method: Method, params: Any, budget: PersonalizeConfig) -> bool:
+    """True when every phase of the method's plan runs in the batched engine."""
+    if method.custom is not None or budget.optimizer != "sgd" or any(True for _ in model.buffers()):
+        return False
+    phases = [p for run in method.checked_plan(params, budget).runs for p in run.phases]
+    return all(p.solver == "sgd" and not p.sparsity and not p.freeze_norm for p in phases)
+
+
+def personalize_batch(
+    model: nn.Module,
+    start: Weights,
+    method: Method,
+    params: Any,
+    budget: PersonalizeConfig,
+    data: Sequence[Dataset],
+    clients: Sequence[int],
+    seed: int,
+    head: str = "head",
+) -> tuple[list[Weights], list[float]]:
+    """Every client's personalized weights from `start`, and its last-epoch loss (nan-free or not)."""
+    plan = method.checked_plan(params, budget)
+    results, losses = [], [0.0] * len(clients)
+    for run in plan.runs:
+        stacked, run_losses = train_batch(model, start, run.phases, data, clients, budget, seed, run.order, head)
+        results.append(unstack(stacked, len(clients)))
+        losses = [b if math.isfinite(a) else a for a, b in zip(losses, run_losses, strict=True)]  # nan sticks
+    model.load_state_dict(start)
+    return [plan.combine(start, [r[k] for r in results]) for k in range(len(clients))], losses
+
+
+def unstack(stacked: Stacked, n: int) -> list[Weights]:
+    return [{name: t[k].clone() for name, t in stacked.items()} for k in range(n)]
+
+
+def _padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(clients, longest, *shape), zero rows past each client's end."""
+    longest = max(len(t) for t in tensors)
+    out = tensors[0].new_zeros((len(tensors), longest, *tensors[0].shape[1:]))
+    for k, t in enumerate(tensors):
+        out[k, : len(t)] = t
+    return out
+
+
+def _client_features(model: nn.Module, stacked: Stacked, k: int, head: str, x: torch.Tensor) -> torch.Tensor:
+    model.load_state_dict({n: t[k] for n, t in stacked.items()})
+    return features(model, head, x)
+
+
+def train_batch(
+    model: nn.Module,
+    start: Weights,
+    phases: Sequence[Phase],
+    data: Sequence[Dataset],
+    clients: Sequence[int],
+    optim: PersonalizeConfig,
+    seed: int,
+    purpose: str,
+    head: str = "head",
+) -> tuple[Stacked, list[float]]:
+    """`train` for every client at once; returns stacked weights and each client's last-epoch mean loss."""
+    n_clients = len(clients)
+    stacked: Stacked = {n: t.detach().unsqueeze(0).repeat(n_clients, *[1] * t.dim()) for n, t in start.items()}
+    xs = [torch.from_numpy(d.x) for d in data]
+    ys = [torch.from_numpy(d.y).long() for d in data]
+    sizes = [len(y) for y in ys]
+    if min(sizes) < 1:
+        raise ValueError("every client needs at least one training sample")
+    y_pad = _padded(ys)
+    origin = {n: t.detach() for n, t in start.items()}
+    moved = False  # has any phase changed the backbone yet? (then features differ per client)
+    losses = [math.nan] * n_clients
+    epoch = 0
+    for phase in phases:
+        names = list(trained_params(model, phase.train, head))
+        if phase.train == "head":
+            net = head_module(model, head)
+            prefix = head + "."
+            if moved:
+                feats = [_client_features(model, stacked, k, head, x) for k, x in enumerate(xs)]
+            else:
+                model.load_state_dict(start)
+                feats = list(features(model, head, torch.cat(xs)).split(sizes))
+            inputs = _padded(feats)
+        else:
+            net, prefix, inputs = model, "", _padded(xs)
+            moved = True
+        net.train()
+        local = {n: n.removeprefix(prefix) for n in stacked if n.startswith(prefix)}
+        fixed = {local[n]: stacked[n] for n in local if n not in names}
+
+        step = vmap(grad_and_value(_loss_fn(net, phase, prefix, origin), has_aux=True))
+        buffers: dict[str, torch.Tensor] = {}
+        for _ in range(phase.epochs):
+            orders = [epoch_order(n, seed, purpose, c, epoch) for n, c in zip(sizes, clients, strict=True)]
+            steps = max(math.ceil(n / optim.batch_size) for n in sizes)
+            totals = torch.zeros(n_clients, dtype=torch.float64)
+            for s in range(steps):
+                idx = torch.zeros(n_clients, optim.batch_size, dtype=torch.long)
+                weight = torch.zeros(n_clients, optim.batch_size)
+                for k, order in enumerate(orders):
+                    part = order[s * optim.batch_size : (s + 1) * optim.batch_size]
+                    idx[k, : len(part)] = part
+                    weight[k, : len(part)] = 1.0
+                active = weight.sum(1) > 0
+                rows = torch.arange(n_clients).unsqueeze(1)
+                trainable = {local[n]: stacked[n] for n in names}
+                grads, (_, data_loss) = step(trainable, fixed, inputs[rows, idx], y_pad[rows, idx], weight)
+                _sgd(stacked, {n: grads[local[n]] for n in names}, buffers, active, phase.lr, optim)
+                totals += data_loss.double() * weight.sum(1)
+            for k in range(n_clients):
+                losses[k] = float(totals[k] / sizes[k])
+            epoch += 1
+    return stacked, losses
+
+
+def _loss_fn(net: nn.Module, phase: Phase, prefix: str, origin: Weights):
+    """One client's (loss, data loss) on one padded batch; `mask` marks its real rows."""
+
+    def loss_fn(
+        trainable: dict[str, torch.Tensor],
+        frozen: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = functional_call(net, {**frozen, **trainable}, (x,))
+        data_loss = (F.cross_entropy(logits, y, reduction="none") * mask).sum() / mask.sum().clamp(min=1)
+        loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
+        if phase.proximal_mu:
+            loss = loss + phase.proximal_mu / 2 * sum(
+                ((p - origin[prefix + n]) ** 2).sum() for n, p in trainable.items()
+            )
+        return loss, data_loss
+
+    return loss_fn
+
+
+@torch.no_grad()
+def _sgd(
+    stacked: Stacked,
+    grads: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    active: torch.Tensor,
+    lr: float,
+    optim: PersonalizeConfig,
+) -> None:
+    """torch.optim.SGD's update (momentum buffer starts as the first gradient) for the active clients only."""
+    for name, g in grads.items():
+        p = stacked[name]
+        mask = active.view(-1, *[1] * (p.dim() - 1))
+        d = g.add(p, alpha=optim.weight_decay) if optim.weight_decay else g
+        if optim.momentum:
+            # every client has a batch at a phase's first step, so all buffers start together
+            buf = buffers.get(name)
+            buffers[name] = d.clone() if buf is None else torch.where(mask, buf.mul(optim.momentum).add(d), buf)
+            d = buffers[name]
+        stacked[name] = torch.where(mask, p.add(d, alpha=-lr), p)
