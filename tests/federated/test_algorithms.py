@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from pftlab.data.dataset import Dataset
@@ -88,8 +89,11 @@ def test_scaffold_control_variates_follow_the_paper(fed, new_model) -> None:
     cfg = FederatedConfig(algorithm="scaffold", lr=0.05, local_epochs=2, batch_size=16)
     update = scaffold.local_update(model, g, c, data, cfg, 0, 0, 1, c_i)
     steps = 2 * math.ceil(len(data) / 16)
+    effective = sum((1 - 0.9**m) / (1 - 0.9) for m in range(1, steps + 1))  # momentum 0.9 (the default)
+    assert scaffold.effective_steps(len(data), cfg) == pytest.approx(effective)
+    assert scaffold.effective_steps(len(data), cfg.model_copy(update={"momentum": 0.0})) == steps
     for n in names:
-        c_new = c_i[n] - c[n] + (g[n] - update.weights[n]) / (steps * 0.05)
+        c_new = c_i[n] - c[n] + (g[n] - update.weights[n]) / (effective * 0.05)
         assert torch.allclose(update.client_state[n], c_new, atol=1e-6)
         assert torch.allclose(update.extra[n], c_new - c_i[n], atol=1e-6)
     # the server: c <- c + sum(delta c_i) / N over the N clients of the federation
@@ -120,3 +124,11 @@ def test_fedbabu_leaves_the_head_bit_identical_and_trains_the_body(fed, new_mode
     head = [k for k in init if k.startswith("head.")]
     assert head and all(torch.equal(weights[k], init[k]) for k in head)
     assert all(not torch.equal(weights[k], init[k]) for k in init if k not in head)
+
+
+def test_scaffold_refuses_adam_local_steps() -> None:
+    from pftlab.errors import UserError
+    from pftlab.experiment.config import from_dict
+
+    with pytest.raises(UserError, match="scaffold"):
+        from_dict({"federated": {"algorithm": "scaffold", "optimizer": "adam"}})

@@ -116,6 +116,12 @@ class FederatedConfig(OptimizerConfig):
     beta2: float = Field(0.99, ge=0, lt=1, description="fedadam: second-moment decay")
     tau: float = Field(1e-3, gt=0, le=10, description="fedadam: adaptivity (added to the root of the second moment)")
 
+    @model_validator(mode="after")
+    def _scaffold_sgd(self) -> FederatedConfig:
+        if self.algorithm == "scaffold" and self.optimizer != "sgd":
+            raise ValueError("config: federated.optimizer: scaffold's control variates need 'sgd' local steps")
+        return self
+
 
 class PersonalizeConfig(OptimizerConfig):
     methods: list[str] = Field(default=["ft", "lp", "lp-ft"], min_length=1, max_length=100)
@@ -136,6 +142,10 @@ class PersonalizeConfig(OptimizerConfig):
 class RuntimeConfig(Strict):
     threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 = every core this process may use")
     progress: bool = True
+    engine: Literal["auto", "loop", "batched"] = Field(
+        "auto", description="auto: batched for the recipes it covers (SGD, no BatchNorm), the plain loop otherwise"
+    )
+    batch_clients: int = Field(16, ge=1, le=4096, description="clients personalized together by the batched engine")
 
 
 class Config(Strict):

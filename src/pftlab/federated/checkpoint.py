@@ -20,7 +20,7 @@ from pftlab.experiment.config import Config
 from pftlab.federated.rounds import StageStats, run_global_stage
 from pftlab.io import Weights, cache_dir, config_hash, load_weights, save_weights
 
-FORMAT = 3  # 2: named CNN blocks; 3: algorithms beyond FedAvg, dropout, stage counts in the metadata
+FORMAT = 4  # 2: named CNN blocks; 3: algorithms beyond FedAvg, dropout, stage counts; 4: SCAFFOLD momentum steps
 
 
 def checkpoint_key(fed: FederatedData, cfg: Config) -> str:

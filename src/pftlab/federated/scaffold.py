@@ -6,6 +6,11 @@ the client's. After K local steps at learning rate lr, the client sets (option I
 and sends w_i and c_i+ - c_i. The server moves w by server_lr times the mean update and sets
 c <- c + sum(c_i+ - c_i) / N over the N clients of the federation. Both variates start at zero,
 so round 0 is FedAvg. Control variates cover the parameters only; buffers are averaged.
+
+The paper's local steps are plain SGD. With momentum beta a constant gradient g moves the
+weights by lr g (1 - beta^m) / (1 - beta) in step m, so K is replaced by the effective number of
+steps sum_m (1 - beta^m) / (1 - beta) (K when beta = 0); otherwise c_i would overestimate the
+gradient by up to 1 / (1 - beta) and the correction would overshoot. Adam is refused by the config.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from pftlab.personalize.recipe import Phase
 from pftlab.weights import Weights
 
 
-def local_steps(num_examples: int, cfg: FederatedConfig) -> int:
-    return cfg.local_epochs * math.ceil(num_examples / cfg.batch_size)
+def effective_steps(num_examples: int, cfg: FederatedConfig) -> float:
+    """K local SGD steps, counted as how far they move the weights along a constant gradient (in lr units)."""
+    steps, beta = cfg.local_epochs * math.ceil(num_examples / cfg.batch_size), cfg.momentum
+    if beta == 0:
+        return float(steps)
+    return sum((1 - beta**m) / (1 - beta) for m in range(1, steps + 1))
 
 
 def local_update(
@@ -48,7 +57,7 @@ def local_update(
         model, global_weights, data, phases, cfg, seed, f"{ORDER}/round{rnd}", client_id, head,
         grad_correction=correction,
     )  # fmt: skip
-    scale = 1.0 / (local_steps(len(data), cfg) * cfg.lr)
+    scale = 1.0 / (effective_steps(len(data), cfg) * cfg.lr)
     c_new = {n: c_i[n] - c[n] + scale * (global_weights[n] - update.weights[n]) for n in names}
     update.extra = {n: c_new[n] - c_i[n] for n in names}
     update.client_state = c_new
