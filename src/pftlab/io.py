@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
@@ -97,6 +100,42 @@ def load_weights(path: Path, require_checksum: bool = True) -> Weights:
     if weights_sha256(tensors, metadata) != expected:
         raise CorruptFile(f"weights file {path} fails its {CHECKSUM_KEY} checksum: it was altered; replace it")
     return tensors
+
+
+ARRAYS_MANIFEST = "__pftlab_sha256__"
+
+
+def array_sha256(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode() + a.tobytes()).hexdigest()
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz (no pickles) written atomically, with a manifest of every array's name and sha256."""
+    manifest = np.array([f"{k}:{array_sha256(v)}" for k, v in sorted(arrays.items())])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, **{ARRAYS_MANIFEST: manifest})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_arrays(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays save_arrays wrote (only `keys`, if given), each checked against the manifest.
+
+    The zip's CRC catches most flipped bytes; the manifest also catches a member that went missing
+    or changed name, so a damaged file never loads as a smaller or different set of arrays.
+    Raises `CorruptFile` (callers treating the file as a cache rebuild it).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            manifest = dict(line.split(":", 1) for line in f[ARRAYS_MANIFEST].tolist())
+            names = list(manifest) if keys is None else list(keys)
+            out = {k: f[k] for k in names}
+    except Exception as err:  # zipfile, numpy and OS errors alike: the file is not what save_arrays wrote
+        raise CorruptFile(f"array file {path} is damaged ({type(err).__name__}); delete it to rebuild") from None
+    for k, a in out.items():
+        if manifest.get(k) != array_sha256(a):
+            raise CorruptFile(f"array file {path}: {k!r} fails its sha256 check; delete it to rebuild")
+    return out
 
 
 def sha256_hex(data: bytes) -> str:

@@ -144,6 +144,8 @@ def table_pools(p: TableParams, seed: int) -> list[ClientPool]:
     features = p.feature_columns or [c for c in table if c not in (p.client_column, p.label_column)]
     if not features:
         raise UserError(f"{path.name} has no feature columns besides {p.client_column!r} and {p.label_column!r}")
+    if not table[p.label_column]:
+        raise UserError(f"{path.name} has a header but no rows")
     x = np.empty((len(table[p.label_column]), len(features)), dtype=np.float32)
     for j, col in enumerate(features):
         for i, v in enumerate(table[col]):

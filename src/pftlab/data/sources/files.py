@@ -7,7 +7,7 @@ Nothing is ever downloaded: a missing or altered file is a `UserError` that says
 Decoded arrays are cached under `cache_dir() / "decoded" / <name>-<16 hex>.npz`, where the hex is the start of the
 expected sha256 of the source file (of the sorted source hashes when several files feed one cache), so a new
 version of a source never reuses a stale cache. The checksum is verified only when the cache is (re)built; loading
-a cache reads no source file at all.
+a cache reads no source file at all, and checks each array against the sha256 manifest stored beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pftlab.errors import CorruptFile, UserError
-from pftlab.io import atomic_write_bytes, cache_dir, sha256_hex
+from pftlab.io import cache_dir, load_arrays, save_arrays, sha256_hex
 
 DATA_ENV = "PFTLAB_DATA"
 
@@ -118,12 +118,6 @@ def cache_path(name: str, sources: Iterable[str]) -> Path:
     return decoded_dir() / f"{name}-{key[:16]}.npz"
 
 
-def _load_npz(path: Path, keys: Iterable[str] | None) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        names = f.files if keys is None else list(keys)
-        return {k: f[k] for k in names}
-
-
 def cached_arrays(
     name: str,
     sources: Iterable[str],
@@ -134,21 +128,19 @@ def cached_arrays(
 
     On a cache miss every source is verified, `build({relpath: path})` decodes them, and the arrays are written
     atomically, so a failed check or decode leaves no cache file. A cache file that fails to load (truncated,
-    corrupt, missing an array) is deleted and rebuilt.
+    corrupt, missing an array, an array that fails its sha256 in the file's manifest) is deleted and rebuilt.
     """
     sources = list(sources)
     keys = None if keys is None else list(keys)
     path = cache_path(name, sources)
     if path.exists():
         try:
-            return _load_npz(path, keys)
-        except Exception:
+            return load_arrays(path, keys)
+        except CorruptFile:
             path.unlink(missing_ok=True)
     paths = {s: verify(s) for s in sources}
     arrays = build(paths)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    save_arrays(path, arrays)
     return arrays if keys is None else {k: arrays[k] for k in keys}
 
 
