@@ -31,9 +31,11 @@ from pftlab.cli import main
 from pftlab.experiment.config import load_config
 
 ROOT = Path(__file__).parents[1]
-CONFIGS = [ROOT / "configs" / "quickstart.toml", ROOT / "configs" / "all_methods.toml"] + sorted(
-    (ROOT / "configs" / "benchmarks").glob("*.toml")
-)
+CONFIGS = [
+    ROOT / "configs" / "quickstart.toml",
+    ROOT / "configs" / "all_methods.toml",
+    *sorted((ROOT / "configs" / "benchmarks").glob("*.toml")),
+]
 EXAMPLES = 800  # per strategy; distinct cases are counted: the two strategies give well over 1000
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -89,9 +91,9 @@ def same_type(draw: st.DrawFn, default: Any) -> Any:
     if isinstance(default, str):
         return draw(st.sampled_from([default, "", "auto", "cnn", "mlp", "sgd", "adam", "quick", "batch", "iid"]))
     if isinstance(default, list):
-        from pftlab.personalize import METHODS
+        from pftlab.experiment.config import method_specs
 
-        pool = list(METHODS) if all(isinstance(x, str) for x in default) and default else default
+        pool = list(method_specs()) if all(isinstance(x, str) for x in default) and default else default
         return draw(st.lists(st.sampled_from(pool or [0]), max_size=4)) if pool else []
     return default
 
@@ -124,13 +126,16 @@ def del_path(raw: dict[str, Any], path: tuple[str, ...]) -> None:
         node.pop(path[-1], None)
 
 
+MUTATIONS = ["edge", "edge", "edge", "set", "set", "unknown", "delete", "empty", "table", "bench"]
+
+
 @st.composite
 def config_case(draw: st.DrawFn) -> bytes:
     """A valid config with 1-3 mutations, as the bytes of a TOML file (sometimes not valid TOML at all)."""
     base = draw(st.sampled_from(CONFIGS))
     raw = tomllib.loads(base.read_text())
     for _ in range(draw(st.integers(1, 2))):
-        kind = draw(st.sampled_from(["edge", "edge", "edge", "set", "set", "unknown", "delete", "empty", "table", "bench"]))
+        kind = draw(st.sampled_from(MUTATIONS))
         path = draw(st.sampled_from(KEYS))
         if kind == "edge":
             own = draw(st.sampled_from(list(DEFAULTS[base])))
@@ -225,7 +230,7 @@ def call(argv: list[str]) -> tuple[int | None, str, str]:
             code: int | None = main(argv)
         except SystemExit as e:  # --help, --version
             code = e.code if isinstance(e.code, int) else 0
-        except BaseException:  # noqa: BLE001 - a traceback is exactly what the test looks for
+        except BaseException:  # a traceback is exactly what the test looks for
             return None, err.getvalue(), traceback.format_exc()
     return code, err.getvalue(), ""
 

@@ -153,3 +153,14 @@ def cache_dir() -> Path:
         return Path(os.environ["PFTLAB_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pftlab"
+
+
+def safe_name(name: str) -> str:
+    """`name` if it is one plain file-name component (no folder, no '..', no NUL), else a ValueError.
+
+    File names in a run directory come from registry names (methods, benchmarks); this guard keeps
+    a path built from them inside the run directory.
+    """
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or Path(name).is_absolute():
+        raise ValueError(f"{name!r} is not a plain file name: use letters, digits, '-', '_' or '.'")
+    return name
