@@ -346,10 +346,8 @@ def test_fuzzed_configs_keep_the_promise(sandbox: dict[str, Any]) -> None:
         ["run", str(CONFIGS[0]), "--check", "--out", "out"],
         ["run", "missing.toml", "--out", "out"],
         ["run", str(CONFIGS[0]), "--set", "federated.lr=nan", "--out", "out"],
-        ["run", str(CONFIGS[0]), "--set", "model.ünï=1", "--out", "out"],
-        ["run", str(CONFIGS[0]), "--seeds", "-1", "--out", "out"],
+        ["run", str(CONFIGS[0]), "--set", "model.ünï=1", "--seeds", "-1", "--out", "out"],
         ["theory", "sweep", "--d", "100000", "--out", "out"],
-        ["data", "show", "no-such-benchmark", "--out", "out/x.png"],
     ],
 )
 def test_subprocess_keeps_the_promise(argv: list[str], tmp_path: Path) -> None:

@@ -80,3 +80,21 @@ def test_foreign_safetensors_load_only_when_asked(tmp_path: Path) -> None:
     assert torch.equal(load_weights(path, require_checksum=False)["w"], torch.ones(2))
     with pytest.raises(CorruptFile, match="not a readable safetensors file"):
         load_weights(tmp_path / "missing.safetensors")
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pftlab import io
+
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def crash(src: str, dst: str) -> None:
+        raise KeyboardInterrupt  # stands in for a kill between writing and renaming
+
+    monkeypatch.setattr(io.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
