@@ -18,7 +18,7 @@ install: $(VENV)/.torch-installed
 	$(PY) -m pip install --quiet -e .
 
 install-test: $(VENV)/.torch-installed
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,flower]"
 
 quickstart: install
 	$(VENV)/bin/pftlab run configs/quickstart.toml

@@ -1,0 +1,243 @@
+"""The ServerApp: global stage, personalization round, cross-site evaluation, run directory.
+
+It holds no data: it learns each node's client id and split sizes from a query round, sends
+weights out and gets weights and hit counts back, then writes the same run directory (same
+metrics, same files) as `pftlab run`, plus flower.json with who took part in which round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from pftlab import __version__
+from pftlab.data.dataset import ClientData, Dataset, FederatedData
+from pftlab.errors import UserError
+from pftlab.experiment.config import Config
+from pftlab.experiment.results import write_results
+from pftlab.experiment.runner import set_threads
+from pftlab.federated import ALGORITHMS, ClientUpdate, StageStats, dropped, server_round
+from pftlab.federated.sampling import participation_schedule
+from pftlab.integrations.flower import steps
+from pftlab.io import save_weights, write_json
+from pftlab.models import build_model
+from pftlab.weights import Weights
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_federation(grid, context.run_config)
+
+
+def _send(
+    grid: Grid, node_ids: list[int], kind: str, content: dict[str, Any], timeout: float | None
+) -> dict[int, Message]:
+    """Send one message per node and return the good replies by node id (errors and silence dropped)."""
+    alive = set(grid.get_node_ids())
+    messages = [Message(RecordDict(content), n, kind) for n in node_ids if n in alive]
+    replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
+    return {r.metadata.src_node_id: r for r in replies if not r.has_error()}
+
+
+def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float | None) -> dict[int, dict[str, Any]]:
+    """client id -> (node id, the node's info), once every client of the federation has a node."""
+    clients: dict[int, dict[str, Any]] = {}
+    asked: set[int] = set()
+    deadline = time.monotonic() + wait
+    expected: int | None = None
+    while expected is None or len(clients) < expected:
+        new = [n for n in grid.get_node_ids() if n not in asked]
+        for node, reply in _send(grid, new, "query", {"pftlab": cfg_record}, timeout).items():
+            info = dict(reply.content["info"])
+            cid = int(info["client-id"])
+            if cid in clients:
+                raise UserError(f"client {cid} is served by two nodes ({clients[cid]['node']} and {node})")
+            clients[cid] = {**info, "node": node}
+            expected = int(info["num-clients"])
+        asked.update(new)
+        if time.monotonic() > deadline:
+            missing = sorted(set(range(expected or 0)) - set(clients)) if expected else "all"
+            raise UserError(f"only {len(clients)} nodes joined within {wait:.0f} s; missing clients: {missing}")
+        if expected is None or len(clients) < expected:
+            time.sleep(0.5)
+    hashes = {c["partition-hash"] for c in clients.values()}
+    if len(hashes) != 1:
+        raise UserError(f"the nodes hold partitions of different federations (hashes {sorted(hashes)})")
+    return dict(sorted(clients.items()))
+
+
+def global_stage(
+    grid: Grid,
+    cfg: Config,
+    cfg_record: ConfigRecord,
+    clients: dict[int, dict[str, Any]],
+    weights: Weights,
+    params: frozenset[str],
+    timeout: float | None,
+) -> tuple[Weights, list[dict[str, Any]], StageStats]:
+    """The rounds of cfg.federated.algorithm, as pftlab.federated.run_rounds runs them in-process.
+
+    Same schedule, same dropout draws, updates in client-id order into the same server_round; a
+    node that fails or stays silent is left out of its round (recorded as missing).
+    """
+    algorithm = ALGORITHMS[cfg.federated.algorithm]
+    server_state: dict[str, torch.Tensor] = {}
+    stats, log = StageStats(), []
+    schedule = participation_schedule(len(clients), cfg.federated.clients_per_round, cfg.federated.rounds, cfg.seed)
+    for rnd, chosen in enumerate(schedule):
+        sampled = [int(c) for c in chosen]
+        active = [c for c in sampled if not dropped(cfg.seed, rnd, c, cfg.federated.dropout)]
+        content = {
+            "pftlab": ConfigRecord({**cfg_record, "round": rnd}),
+            "arrays": ArrayRecord.from_torch_state_dict(weights),
+            "payload": ArrayRecord.from_torch_state_dict(algorithm.payload(server_state)),
+        }
+        replies = _send(grid, [clients[c]["node"] for c in active], "train", content, timeout)
+        by_client = {int(r.content["metrics"]["client-id"]): r for r in replies.values()}
+        owners = [c for c in active if c in by_client]
+        updates = [
+            ClientUpdate(
+                by_client[c].content["arrays"].to_torch_state_dict(),
+                int(by_client[c].content["metrics"]["num-examples"]),
+                float(by_client[c].content["metrics"]["loss"]),
+                by_client[c].content["extra"].to_torch_state_dict(),
+            )
+            for c in owners
+        ]
+        result = server_round(algorithm, weights, updates, server_state, cfg.federated, len(clients), params)
+        weights, server_state = result.weights, result.server_state
+        stats.rounds += 1
+        stats.rounds_skipped += result.skipped
+        stats.updates_rejected += result.accepted.count(False)
+        stats.clients_dropped += len(sampled) - len(active)
+        log.append(
+            {
+                "round": rnd,
+                "sampled": sampled,
+                "dropped": sorted(set(sampled) - set(active)),
+                "missing": sorted(set(active) - set(owners)),
+                "rejected": [c for c, ok in zip(owners, result.accepted, strict=True) if not ok],
+                "skipped": result.skipped,
+                "train_loss": None if result.skipped else result.loss,
+            }
+        )
+    return weights, log, stats
+
+
+def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
+    """The whole pftlab pipeline over Flower nodes; writes the run directory given as run config `run-dir`."""
+    t_start = time.perf_counter()
+    cfg = steps.config_from_json(str(run_config["config-json"]))
+    steps.check_methods(cfg)
+    out = Path(str(run_config["run-dir"]))
+    timeout = float(run_config.get("round-timeout", 0)) or None
+    threads = set_threads(cfg.runtime.threads)
+    cfg_record = ConfigRecord({"config": steps.config_json(cfg)})
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    clients = discover(grid, cfg_record, float(run_config.get("nodes-timeout", 120)), timeout)
+    first = next(iter(clients.values()))
+    shape, num_classes = tuple(json.loads(first["input-shape"])), int(first["num-classes"])
+    model = build_model(cfg.model, shape, num_classes, cfg.seed)
+    weights = steps.clone(model.state_dict())
+    params = frozenset(n for n, _ in model.named_parameters())
+    timings["discover"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    weights, rounds, stats = global_stage(grid, cfg, cfg_record, clients, weights, params, timeout)
+    timings["global"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    nodes = [c["node"] for c in clients.values()]
+    content = {"pftlab": cfg_record, "arrays": ArrayRecord.from_torch_state_dict(weights)}
+    personal = {
+        int(r.content["metrics"]["client-id"]): r
+        for r in _send(grid, nodes, "train.personalize", content, timeout).values()
+    }
+    timings["personalize"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    # every node scores the global model and every personalized model (its own included) on its test split
+    models: dict[str, Any] = {
+        "pftlab": cfg_record,
+        f"model/{steps.GLOBAL_MODEL}": ArrayRecord.from_torch_state_dict(weights),
+    }
+    for cid, reply in personal.items():
+        for method in cfg.personalize.methods:
+            models[f"model/{method}/{cid}"] = reply.content[f"model/{method}"]
+    scored = {
+        int(r.content["metrics"]["client-id"]): dict(r.content["metrics"])
+        for r in _send(grid, [clients[c]["node"] for c in personal], "evaluate", models, timeout).values()
+    }
+    timings["evaluate"] = time.perf_counter() - t0
+
+    kept = sorted(set(personal) & set(scored))  # clients whose model and test split both took part
+    if len(kept) < 2:
+        raise UserError(f"cross-site evaluation needs >= 2 clients; only {kept} answered")
+    sizes = np.array([int(scored[j]["n-test"]) for j in kept])
+    global_row = np.array([int(scored[j][f"hits/{steps.GLOBAL_MODEL}"]) for j in kept])
+    correct = {steps.GLOBAL_MODEL: np.tile(global_row, (len(kept), 1))}
+    for method in cfg.personalize.methods:
+        correct[method] = np.array([[int(scored[j][f"hits/{method}/{i}"]) for j in kept] for i in kept])
+    searched: dict[str, list[dict[str, Any]]] = {}
+    for cid in kept:
+        for method, text in dict(personal[cid].content["chosen"]).items():
+            searched.setdefault(method, []).append(json.loads(str(text)))
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(out / "global.safetensors", weights)
+    missing = sorted(set(clients) - set(kept))
+    federation = {
+        "engine": "flower",
+        "nodes": {str(cid): c["node"] for cid, c in clients.items()},
+        "global_stage": stats.as_dict(),
+        "rounds": rounds,
+        "missing_in_personalization": sorted(set(clients) - set(personal)),
+        "missing_in_evaluation": sorted(set(personal) - set(scored)),
+    }
+    write_json(out / "flower.json", federation)
+    run_info = {
+        "pftlab": __version__,
+        "torch": torch.__version__,
+        "engine": "flower",
+        "threads": threads,
+        "seconds": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
+    }
+    summary = write_results(out, cfg, shape_only(clients, kept), correct, sizes, run_info, searched or None)
+    if missing or any(r["missing"] for r in rounds):
+        summary["missing_clients"] = {
+            "rounds": {r["round"]: r["missing"] for r in rounds if r["missing"]},
+            "matrix": missing,
+        }
+        write_json(out / "summary.json", summary)
+    return summary
+
+
+def shape_only(clients: dict[int, dict[str, Any]], kept: list[int]) -> FederatedData:
+    """A FederatedData with the nodes' split sizes, domains and ids but no samples, for the run directory."""
+
+    def empty(n: int) -> Dataset:
+        return Dataset(np.empty((int(n), 0), np.float32), np.zeros(int(n), np.int64), int(first["num-classes"]))
+
+    first = clients[kept[0]]
+    return FederatedData(
+        name=str(first["benchmark"]),
+        clients=[
+            ClientData(i, empty(c["n-train"]), empty(c["n-val"]), empty(c["n-test"]), str(c["domain"]))
+            for i, c in enumerate(clients[k] for k in kept)
+        ],
+        num_classes=int(first["num-classes"]),
+        input_shape=tuple(json.loads(first["input-shape"])),
+        partition_hash=str(first["partition-hash"]),
+        partition=[json.loads(str(clients[k]["partition"])) for k in kept],
+    )

@@ -1,0 +1,82 @@
+"""What each node and the server compute, as plain functions over pftlab data (no Flower here).
+
+The global stage is not here: the ClientApp calls the algorithm's own `local_update` and the
+ServerApp `pftlab.federated.server_round`, the functions the in-process loop calls, in the same
+order, so a Flower run and an in-process run of one config and seed give the same weights.
+Personalization and scoring mirror pftlab.experiment.runner for one client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pftlab.data.dataset import ClientData, Dataset
+from pftlab.errors import UserError
+from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
+from pftlab.experiment.config import Config, from_dict
+from pftlab.models import head_module
+from pftlab.personalize import METHODS, personalize_client
+from pftlab.weights import Weights
+
+GLOBAL_MODEL = "global-model"
+
+
+def clone(weights: dict[str, torch.Tensor]) -> Weights:
+    return {k: v.detach().clone() for k, v in weights.items()}
+
+
+def check_methods(cfg: Config) -> None:
+    """Flower personalizes with the post-hoc methods; process-integrated baselines run in-process only."""
+    other = [m for m in cfg.personalize.methods if m not in METHODS]
+    if other:
+        raise UserError(f"personalize.methods {other} cannot run on Flower yet; allowed there: {', '.join(METHODS)}")
+
+
+def personalize(
+    model: nn.Module, global_weights: Weights, client: ClientData, cfg: Config, method: str, head: str = "head"
+) -> tuple[Weights, dict[str, Any] | None]:
+    """One client's personalized weights for `method`, and the grid point it chose (None without a grid).
+
+    Every grid point starts from the global weights; the best accuracy on the client's own
+    validation split wins (the first on ties), exactly as pftlab.experiment.runner does.
+    """
+    spec, candidates = METHODS[method], cfg.search_grid(method)
+    best: tuple[float, Any, Weights] | None = None
+    for params in candidates:
+        weights = personalize_client(
+            model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
+        )
+        val = accuracy(model, client.val) if len(candidates) > 1 else float("nan")
+        if best is None or val > best[0]:
+            best = (val, params, weights)
+    val, params, weights = best  # type: ignore[misc]
+    chosen = None
+    if len(candidates) > 1:
+        chosen = {"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val}
+    return weights, chosen
+
+
+def own_pool(test: Dataset) -> EvalPool:
+    """A node's own test split as a one-client evaluation pool."""
+    x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
+    return EvalPool(x, y, torch.zeros(len(y), dtype=torch.int64), np.array([len(y)]))
+
+
+def hits(model: nn.Module, weights: Weights, pool: EvalPool, head: str = "head") -> int:
+    """Test samples of this node that a model with `weights` gets right (features, then head, as in-process)."""
+    model.load_state_dict(weights)
+    return int(correct_row_from_features(head_module(model, head), pool, pool_features(model, pool, head))[0])
+
+
+def config_json(cfg: Config) -> str:
+    """The resolved config as JSON: what the ServerApp sends with every message (TOML has no null)."""
+    return json.dumps(cfg.resolved(), sort_keys=True)
+
+
+def config_from_json(text: str) -> Config:
+    return from_dict(json.loads(text))
