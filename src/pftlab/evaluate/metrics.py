@@ -25,8 +25,10 @@ PER_CLIENT = ("local", "global", "global_balanced", "worst")
 
 
 def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """A[i, j] in percent from hit counts correct[i, j] and test sizes[j]."""
-    return 100.0 * correct / sizes[None, :]
+    """A[i, j] in percent from hit counts correct[i, j] and test sizes[j]; NaN rows for failed clients (-1)."""
+    acc = 100.0 * correct / sizes[None, :]
+    acc[(correct < 0).any(1)] = np.nan
+    return acc
 
 
 def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
@@ -37,7 +39,8 @@ def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
         )
     acc = accuracy_matrix(correct, sizes)
     others = ~np.eye(n, dtype=bool)
-    other_hits = np.where(others, correct, 0).sum(1)
+    other_hits = np.where(others, correct, 0).sum(1).astype(float)
+    other_hits[(correct < 0).any(1)] = np.nan
     other_sizes = np.where(others, sizes[None, :], 0).sum(1)
     off = acc[others].reshape(n, n - 1)
     return {
@@ -49,9 +52,14 @@ def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def summarize(correct: np.ndarray, sizes: np.ndarray, digits: int = 4) -> dict[str, float]:
+    """Client means; failed clients (rows of -1) are left out, and counted in `failed`."""
     pc = per_client(correct, sizes)
-    out = {k: float(v.mean()) for k, v in pc.items()}
-    out["c_std"] = float(pc["local"].std())
+    ok = ~np.isnan(pc["local"])
+    if not ok.any():
+        raise ValueError("every client failed: there is nothing to summarize")
+    out = {k: float(v[ok].mean()) for k, v in pc.items()}
+    out["c_std"] = float(pc["local"][ok].std())
     out["average"] = (out["local"] + out["global"]) / 2
     out["average3"] = (out["local"] + out["global"] + out["worst"]) / 3
-    return {k: round(v, digits) for k, v in out.items()}
+    rounded = {k: round(v, digits) for k, v in out.items()}
+    return rounded if ok.all() else {**rounded, "failed": int((~ok).sum())}

@@ -29,7 +29,7 @@ def _csv(rows: list[list[Any]]) -> str:
 
 def _mean(per_client: dict[str, np.ndarray]) -> dict[str, float]:
     """Client means of the distortion measures (features rounded to 6 digits)."""
-    return {k: round(float(v.mean()), 6) for k, v in per_client.items()}
+    return {k: round(float(np.nanmean(v)), 6) for k, v in per_client.items() if not np.isnan(v).all()}
 
 
 def write_config(out: Path, cfg: Config) -> None:
@@ -45,7 +45,9 @@ def write_results(
     run_info: dict[str, Any],
     searched: dict[str, list[dict[str, Any]]] | None = None,
     distortions: dict[str, dict[str, np.ndarray]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Every file of the run directory; `extra` goes into summary.json as given (global-stage counts, failures)."""
     write_config(out, cfg)
     write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
     distortions = distortions or {}
@@ -73,6 +75,7 @@ def write_results(
         "partition_hash": fed.partition_hash,
         "test_sizes": sizes.tolist(),
         "methods": {m: {**summarize(hits, sizes), **_mean(distortions.get(m, {}))} for m, hits in correct.items()},
+        **(extra or {}),
         "definitions": DEFINITIONS,
     }
     write_json(out / "run.json", run_info)

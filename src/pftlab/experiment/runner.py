@@ -5,6 +5,8 @@ Each step is a plain function call; this file only wires them and reports progre
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import shutil
@@ -22,14 +24,17 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
+from pftlab.engine.batched import personalize_batch, supports
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
-from pftlab.federated.checkpoint import global_model
+from pftlab.federated.checkpoint import global_model, stage_stats
+from pftlab.io import config_hash, write_json
 from pftlab.models import build_model, head_module
 from pftlab.personalize import METHODS, personalize_client
+from pftlab.weights import Weights
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
@@ -45,49 +50,203 @@ def no_distortion_arrays(n: int) -> dict[str, np.ndarray]:
     return {k: np.full(n, v) for k, v in no_distortion().items()}
 
 
+FAILED = -1  # a failed client's matrix row: its model does not exist, its metrics are left out
+
+
+def client_chunks(fed: Any, size: int) -> list[list[int]]:
+    """Clients ordered by training-set size, cut into chunks: similar sizes pad little when batched."""
+    order = sorted(range(fed.num_clients), key=lambda i: (len(fed.clients[i].train), i))
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def finite(weights: Weights) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point())
+
+
+def personalize_chunk(
+    model: nn.Module, start: Weights, method: str, params: Any, cfg: Config, clients: list[Any], head: str
+) -> list[Weights | str]:
+    """Each client's personalized weights, or why it failed (a non-finite loss or weight)."""
+    spec = METHODS[method]
+    if cfg.runtime.engine != "loop" and supports(model, spec, params, cfg.personalize):
+        results, losses = personalize_batch(
+            model,
+            start,
+            spec,
+            params,
+            cfg.personalize,
+            [c.train for c in clients],
+            [c.client_id for c in clients],
+            cfg.seed,
+            head,
+        )
+        return [
+            w if math.isfinite(loss) and finite(w) else f"training loss became {loss} (non-finite weights or loss)"
+            for w, loss in zip(results, losses, strict=True)
+        ]
+    out: list[Weights | str] = []
+    for c in clients:
+        try:
+            w = personalize_client(model, start, spec, params, cfg.personalize, c.train, cfg.seed, c.client_id, head)
+            out.append(w if finite(w) else "personalized weights are not finite")
+        except FloatingPointError as err:
+            out.append(str(err))
+    return out
+
+
+def evaluate_client(
+    model: nn.Module,
+    weights: Weights,
+    frozen: bool,
+    pool: EvalPool,
+    global_features: torch.Tensor,
+    client: int,
+    head: str,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One personalized model's row of the matrix and its feature distortion."""
+    model.load_state_dict(weights)
+    head_net = head_module(model, head)
+    if frozen:
+        return correct_row_from_features(head_net, pool, global_features), no_distortion()
+    features = pool_features(model, pool, head)
+    return correct_row_from_features(head_net, pool, features), distortion(
+        features, global_features, pool.owner, client
+    )
+
+
 def personalize_all(
     model: nn.Module,
-    global_weights: dict[str, torch.Tensor],
+    global_weights: Weights,
     fed: Any,
     cfg: Config,
     method: str,
     pool: EvalPool,
     global_features: torch.Tensor,
-    advance: Callable[[], None] = lambda: None,
+    advance: Callable[[int], None] = lambda n: None,
     head: str = "head",
-) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray]]:
-    """correct[i, j] for one method, what each client chose from its search grid, and its feature distortion.
+    store: Path | None = None,
+) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], int]:
+    """correct[i, j] for one method, each client's search choice, distortion, failed clients, chunks reused.
 
-    Every client is personalized from the global weights with each grid point; the point with
-    the best accuracy on the client's own validation split is kept (the first on ties). Test
-    data plays no part in the choice.
+    Clients run a chunk at a time (batched where the engine covers the recipe). Every client is
+    personalized from the global weights with each grid point; the point with the best accuracy
+    on the client's own validation split is kept (the first on ties); test data plays no part in
+    the choice. A finished chunk is saved under `store`, so an interrupted run resumes there.
     """
-    spec = METHODS[method]
     candidates = cfg.search_grid(method)
-    rows, chosen, distortions = [], [], []
-    for client in fed.clients:
-        best: tuple[float, Any, dict[str, torch.Tensor]] | None = None
-        for params in candidates:
-            weights = personalize_client(
-                model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
-            )
-            val = accuracy(model, client.val) if len(candidates) > 1 else float("nan")
-            if best is None or val > best[0]:
-                best = (val, params, weights)
-        val, params, weights = best  # type: ignore[misc]
-        model.load_state_dict(weights)
-        head_net = head_module(model, head)
-        if spec.backbone_frozen(params, cfg.personalize):
-            rows.append(correct_row_from_features(head_net, pool, global_features))
-            distortions.append(no_distortion())
+    n = fed.num_clients
+    rows = np.full((n, n), FAILED, dtype=np.int64)
+    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
+    chosen: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    reused = 0
+    for index, ids in enumerate(client_chunks(fed, cfg.runtime.batch_clients)):
+        path = store / f"{method}-{index}.json" if store else None
+        done = _load_chunk(path, ids)
+        if done is None:
+            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, pool, global_features, head)
+            if path is not None:
+                write_json(path, done)
         else:
-            features = pool_features(model, pool, head)
-            rows.append(correct_row_from_features(head_net, pool, features))
-            distortions.append(distortion(features, global_features, pool.owner, client.client_id))
+            reused += 1
+        for i, row, d in zip(done["clients"], done["rows"], done["distortion"], strict=True):
+            rows[i] = row
+            for k in DISTORTION_KEYS:
+                dist[k][i] = d[k] if d else np.nan
+        chosen += done["chosen"]
+        failed += done["failed"]
+        advance(len(ids))
+    return rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]), reused
+
+
+def _run_chunk(
+    model: nn.Module,
+    global_weights: Weights,
+    fed: Any,
+    cfg: Config,
+    method: str,
+    candidates: list[Any],
+    ids: list[int],
+    pool: EvalPool,
+    global_features: torch.Tensor,
+    head: str,
+) -> dict[str, Any]:
+    clients = [fed.clients[i] for i in ids]
+    best: list[tuple[float, Any, Weights | str] | None] = [None] * len(ids)
+    for params in candidates:
+        for k, w in enumerate(personalize_chunk(model, global_weights, method, params, cfg, clients, head)):
+            val = float("nan")
+            if len(candidates) > 1 and not isinstance(w, str):
+                model.load_state_dict(w)
+                val = accuracy(model, clients[k].val)
+            if best[k] is None or (not isinstance(w, str) and (isinstance(best[k][2], str) or val > best[k][0])):
+                best[k] = (val, params, w)
+    out: dict[str, Any] = {"clients": ids, "rows": [], "distortion": [], "chosen": [], "failed": []}
+    for c, (val, params, w) in zip(clients, best, strict=True):  # type: ignore[misc]
+        if isinstance(w, str):
+            out["rows"].append([FAILED] * fed.num_clients)
+            out["distortion"].append(None)
+            out["failed"].append({"client": c.client_id, "reason": w})
+            continue
+        frozen = METHODS[method].backbone_frozen(params, cfg.personalize)
+        row, d = evaluate_client(model, w, frozen, pool, global_features, c.client_id, head)
+        out["rows"].append(row.tolist())
+        out["distortion"].append(d)
         if len(candidates) > 1:
-            chosen.append({"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
-        advance()
-    return np.stack(rows), chosen, {k: np.array([d[k] for d in distortions]) for k in DISTORTION_KEYS}
+            out["chosen"].append({"client": c.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
+    return out
+
+
+def _load_chunk(path: Path | None, ids: list[int]) -> dict[str, Any] | None:
+    """A saved chunk, or None when absent, unreadable or not this chunk (then it is recomputed)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        done = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(done, dict) or done.get("clients") != ids or len(done.get("rows", [])) != len(ids):
+        return None
+    return done
+
+
+def baseline_all(
+    make: Callable[[], nn.Module],
+    model: nn.Module,
+    fed: Any,
+    cfg: Config,
+    name: str,
+    pool: EvalPool,
+    global_features: torch.Tensor,
+    head: str,
+    on_round: Callable[[int, float], None],
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]]]:
+    """A process-integrated baseline: its own federated training, then the same matrix and distortion.
+
+    Distortion is measured against the global model's features, like every other method.
+    """
+    from pftlab.baselines import run_baseline
+
+    personal, _ = run_baseline(name, make(), fed, cfg, head, on_round)
+    n = fed.num_clients
+    rows = np.full((n, n), FAILED, dtype=np.int64)
+    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
+    failed = []
+    for i, w in personal:
+        if not finite(w):
+            failed.append({"client": i, "reason": "personalized weights are not finite"})
+            continue
+        rows[i], d = evaluate_client(model, w, False, pool, global_features, i, head)
+        for k in DISTORTION_KEYS:
+            dist[k][i] = d[k]
+    return rows, dist, failed
+
+
+def run_key(cfg: Config, fed: Any, checkpoint: Path) -> str:
+    """What determines a run's per-client results: resolved config (not progress), partition, global weights."""
+    resolved = cfg.resolved()
+    resolved["runtime"].pop("progress", None)
+    return config_hash({"config": resolved, "partition": fed.partition_hash, "global": checkpoint.stem})
 
 
 def run_experiment(
@@ -111,6 +270,7 @@ def run_experiment(
 
     make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
     model = make(fed.input_shape, fed.num_classes)
+    out.mkdir(parents=True, exist_ok=True)
     progress = Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -124,37 +284,59 @@ def run_experiment(
         t0 = time.perf_counter()
         task = progress.add_task(f"global ({cfg.federated.algorithm})", total=cfg.federated.rounds, info="")
         weights, ckpt, reused = global_model(
-            model, fed, cfg, lambda r, loss: progress.update(task, advance=1, info=f"train loss {loss:.3f}")
+            model, fed, cfg, lambda r, loss: progress.update(task, advance=1, info=f"train loss {loss:.3f}"), head
         )
         if reused:
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
         timings["global"] = time.perf_counter() - t0
 
+        store = out / ".partial" / run_key(cfg, fed, ckpt)
+        _drop_stale(out / ".partial", keep=store)
         pool = EvalPool.of(fed)
         global_features = pool_features(model, pool, head)
         global_row = correct_row_from_features(head_module(model, head), pool, global_features)
         correct = {"global-model": np.tile(global_row, (fed.num_clients, 1))}
         searched: dict[str, list[dict[str, Any]]] = {}
+        failed: dict[str, list[dict[str, Any]]] = {}
         distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
-            task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
-            correct[method], chosen, distortions[method] = personalize_all(
-                model,
-                weights,
-                fed,
-                cfg,
-                method,
-                pool,
-                global_features,
-                lambda t=task: progress.update(t, advance=1),
-                head,
-            )
+            if method not in METHODS:  # a process-integrated baseline: its own federated training
+                task = progress.add_task(f"baseline {method}", total=cfg.federated.rounds, info="")
+                correct[method], distortions[method], failed[method] = baseline_all(
+                    lambda: make(fed.input_shape, fed.num_classes),
+                    model,
+                    fed,
+                    cfg,
+                    method,
+                    pool,
+                    global_features,
+                    head,
+                    lambda r, loss, t=task: progress.update(t, advance=1),
+                )
+            else:
+                task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
+                correct[method], chosen, distortions[method], failed[method], chunks = personalize_all(
+                    model,
+                    weights,
+                    fed,
+                    cfg,
+                    method,
+                    pool,
+                    global_features,
+                    lambda k, t=task: progress.update(t, advance=k),
+                    head,
+                    store,
+                )
+                if chunks:
+                    progress.update(task, info=f"reused {chunks} finished chunk(s)")
+                    console.print(f"{method}: reused {chunks} chunk(s) of clients finished by an interrupted run")
+                if chosen:
+                    searched[method] = chosen
             timings[method] = time.perf_counter() - t0
-            if chosen:
-                searched[method] = chosen
+            for f in failed[method]:
+                console.print(f"[yellow]{method}: client {f['client']} failed and is left out: {f['reason']}")
 
-    out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ckpt, out / ".global.safetensors.tmp")
     os.replace(out / ".global.safetensors.tmp", out / "global.safetensors")
     run_info = {
@@ -162,8 +344,18 @@ def run_experiment(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": threads,
+        "engine": cfg.runtime.engine,
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
-    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions)
+    extra = {"global_stage": stage_stats(ckpt), "failed_clients": {m: f for m, f in failed.items() if f}}
+    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
+
+
+def _drop_stale(partial: Path, keep: Path) -> None:
+    """Partial results of another config in the same run directory cannot be resumed: remove them."""
+    if partial.is_dir():
+        for old in partial.iterdir():
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
