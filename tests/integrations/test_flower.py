@@ -22,9 +22,16 @@ import pytest
 
 pytest.importorskip("flwr", reason="Flower is not installed: pip install 'pftlab[flower]'")
 
+import torch
+from safetensors.torch import load_file
+
+from pftlab.data.benchmarks import build_federation
+from pftlab.errors import UserError
 from pftlab.experiment.config import load_config
+from pftlab.experiment.runner import run_experiment
 from pftlab.integrations.flower.app import export
 from pftlab.integrations.flower.partition import load_client
+from pftlab.integrations.flower.steps import config_json
 
 pytestmark = pytest.mark.flower
 
@@ -61,6 +68,23 @@ def flower_env(home: Path) -> dict[str, str]:
     return env
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (SuperExec, ClientApp, Ray workers start their own sessions)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 @contextmanager
 def processes() -> Iterator[list[subprocess.Popen]]:
     """Started processes, each in its own group; every group is killed on the way out."""
@@ -69,6 +93,9 @@ def processes() -> Iterator[list[subprocess.Popen]]:
         yield started
     finally:
         for p in started:
+            for pid in [*descendants(p.pid), p.pid]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             with suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait(timeout=30)
@@ -170,3 +197,65 @@ def test_deployment_engine_superlink_and_three_supernodes(tmp_path: Path) -> Non
     assert [r["sampled"] for r in flower["rounds"]] == [[0, 1, 2], [0, 1, 2]]
     assert all(not r["missing"] for r in flower["rounds"])
     assert seconds < 180, f"the deployment test took {seconds:.0f} s"
+
+
+def test_partition_file_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(QUICKSTART, TINY)
+    paths = export(cfg, tmp_path)
+    fed = build_federation(cfg.data, cfg.seed)
+    for k, path in enumerate(paths):
+        client, meta = load_client(path)
+        assert client.client_id == k and meta["partition_hash"] == fed.partition_hash
+        for split in ("train", "val", "test"):
+            assert np.array_equal(getattr(client, split).x, getattr(fed.clients[k], split).x)
+            assert np.array_equal(getattr(client, split).y, getattr(fed.clients[k], split).y)
+    assert load_config(tmp_path / "config.toml").resolved() == cfg.resolved()
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(UserError, match="not a safetensors file"):
+        load_client(tmp_path / "bad.safetensors")
+
+
+def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same config and seed: Flower's simulation engine and `pftlab run` give bit-identical global weights.
+
+    Both call the algorithm's local_update and server_round with the same data order and the
+    clients in the same order, so the tolerance is zero; the personalized models match as well.
+    """
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    from pftlab.integrations.flower.client_app import app as client_app
+    from pftlab.integrations.flower.server_app import run_federation
+
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
+    monkeypatch.setenv("FLWR_TELEMETRY_ENABLED", "0")
+    cfg = load_config(QUICKSTART, TINY)
+    expected = run_experiment(cfg, tmp_path / "in-process")
+
+    run_config = {"config-json": config_json(cfg), "run-dir": str(tmp_path / "flower"), "round-timeout": 0.0}
+    server, ray_processes = ServerApp(), []
+
+    @server.main()
+    def _main(grid, context) -> None:  # the run config `flwr run` would take from the exported app
+        run_federation(grid, run_config)
+        ray_processes.extend(descendants(os.getpid()))  # Ray's workers, still running here
+
+    try:
+        run_simulation(
+            server, client_app, num_supernodes=3,
+            backend_config={"client_resources": {"num_cpus": 1}, "init_args": {"num_cpus": 1}},
+        )  # fmt: skip
+    finally:  # a Ray actor can outlive ray.shutdown() as an orphan
+        for pid in ray_processes:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    got = json.loads((tmp_path / "flower" / "summary.json").read_text())
+    a = load_file(str(tmp_path / "in-process" / "global.safetensors"))
+    b = load_file(str(tmp_path / "flower" / "global.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    accuracy_keys = ("local", "global", "global_balanced", "worst", "c_std", "average", "average3")
+    for method in ("global-model", "lp-ft"):
+        assert {k: got["methods"][method][k] for k in accuracy_keys} == {
+            k: expected["methods"][method][k] for k in accuracy_keys
+        }, method
+    assert got["test_sizes"] == expected["test_sizes"] and got["partition_hash"] == expected["partition_hash"]
