@@ -140,6 +140,17 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pftlab.engine.bench import run_bench
+
+    console = Console(stderr=True)
+    result = run_bench(Path(args.out), lambda line: console.print(line))
+    print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
+    return 0 if result["metrics_max_abs_diff"] <= result["metrics_tolerance"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
     parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
@@ -206,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_analyze)
 
     sub.add_parser("theory", help="the two-layer linear model lab: onestep, sweep, threshold, relu (docs/theory.md)")
+
+    bench = sub.add_parser(
+        "bench",
+        help="the fixed workload through pftlab and through the usual per-client loop: times, ratios, memory",
+        description="FT / LP / LP-FT on 50 Fashion-MNIST clients plus full cross-client matrices, through pftlab "
+        "and through benchmarks/reference_loop.py in the same process; writes bench.json and bench.md",
+    )
+    bench.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.md (default runs/bench)")
+    bench.set_defaults(func=_bench)
+
+    from pftlab.study.cli import add_study_parser
+
+    add_study_parser(sub)
     sub.add_parser("flower", help="run on Flower: export per-client partitions and a Flower App (docs/flower.md)")
     return parser
 

@@ -1,0 +1,303 @@
+"""`pftlab bench`: the fixed workload through pftlab and through the usual loop, in one process.
+
+Workload: Fashion-MNIST with Dirichlet(0.3) label skew over 50 clients (6,000 images), the
+small CNN, a FedAvg global model (trained once, cached, not timed), then FT, LP and LP-FT for
+15 epochs on every client and the full cross-client matrix of each. The reference
+(`benchmarks/reference_loop.py`) does the same work the usual way; both use the same per-epoch
+data order, so their metrics must agree. Memory is measured in child processes (peak RSS),
+with 100 and with 1,000 clients holding the same data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from pftlab.data.benchmarks import build_federation
+from pftlab.errors import UserError
+from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
+from pftlab.evaluate.metrics import summarize
+from pftlab.experiment.config import Config, from_dict
+from pftlab.experiment.runner import client_chunks, personalize_all, personalize_chunk, set_threads
+from pftlab.federated.checkpoint import global_model
+from pftlab.io import atomic_write_text, write_json
+from pftlab.models import build_model, features, head_module
+from pftlab.seeding import numpy_rng
+
+METHODS = ("ft", "lp", "lp-ft")
+WORKLOAD = {
+    "data": {"benchmark": "fmnist-dirichlet", "num_clients": 50, "samples": 6000},
+    "federated": {"rounds": 10},
+    "personalize": {"methods": list(METHODS), "epochs": 15},
+    "runtime": {"progress": False},
+}
+MEMORY = {  # same total data over 100 or 1,000 clients; a narrower CNN so 1,000 x pool evaluations stay short
+    "data": {"benchmark": "fmnist-dirichlet", "partition": "iid", "samples": 24_000, "test_fraction": 0.1},
+    "model": {"width": 8, "hidden": 32},
+    "federated": {"rounds": 1},
+    "personalize": {"methods": ["ft", "lp"], "epochs": 2},
+    "runtime": {"progress": False},
+}
+TOLERANCE = 0.5  # percentage points: float rounding can flip a handful of test predictions after 15 epochs
+
+
+def reference_module() -> Any:
+    """benchmarks/reference_loop.py from the repository checkout (it is not part of the package)."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "reference_loop.py"
+    if not path.is_file():
+        raise UserError(f"pftlab bench needs the repository checkout: {path} not found")
+    spec = importlib.util.spec_from_file_location("reference_loop", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+class PeakRSS:
+    """Peak resident memory above the start of a block, sampled every 5 ms from /proc/self/statm."""
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def _rss() -> int:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - t0
+    return out, seconds, mem.mib
+
+
+def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
+    """fp32 matrix-multiply FLOP/s of this machine at the current thread count (best of runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def ft_flops_per_sample(model: torch.nn.Module, shape: tuple[int, ...], batch: int) -> float:
+    """Forward + backward FLOPs of one training sample, counted by torch's FLOP counter."""
+    x, y = torch.randn(batch, *shape), torch.zeros(batch, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def pftlab_work(model, weights, fed, cfg: Config) -> dict[str, np.ndarray]:
+    """The workload through pftlab: cached features, batched clients, pooled matrix."""
+    pool = EvalPool.of(fed)
+    model.load_state_dict(weights)
+    feats = pool_features(model, pool)
+    out = {
+        "global-model": np.tile(
+            correct_row_from_features(head_module(model, "head"), pool, feats), (fed.num_clients, 1)
+        )
+    }
+    for method in METHODS:
+        out[method] = personalize_all(model, weights, fed, cfg, method, pool, feats)[0]
+    return out
+
+
+def metrics(correct: dict[str, np.ndarray], sizes: np.ndarray) -> dict[str, dict[str, float]]:
+    return {m: summarize(c, sizes) for m, c in correct.items()}
+
+
+def memory_child(clients: int) -> dict[str, float]:
+    """Run in a child process: the memory workload over `clients` clients; its peak RSS in MiB."""
+    set_threads(0)
+    cfg = from_dict({**MEMORY, "data": {**MEMORY["data"], "num_clients": clients}})
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    weights, _, _ = global_model(model, fed, cfg)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pool = EvalPool.of(fed)
+    feats = pool_features(model, pool)
+    for method in cfg.personalize.methods:
+        personalize_all(model, weights, fed, cfg, method, pool, feats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"clients": clients, "peak_mib": peak, "before_personalization_mib": base}
+
+
+def _memory(clients: int) -> dict[str, float]:
+    code = f"import json; from pftlab.engine.bench import memory_child; print(json.dumps(memory_child({clients})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory run with {clients} clients failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_bench(out: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every figure of bench.json; prints progress lines through `say`."""
+    reference = reference_module()
+    threads = set_threads(0)
+    cfg = from_dict(WORKLOAD)
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    say(f"global model: FedAvg, {cfg.federated.rounds} rounds over {fed.num_clients} clients (cached, not timed)")
+    weights, _, _ = global_model(model, fed, cfg)
+    sizes = np.array([len(c.test) for c in fed.clients])
+    train_x = torch.from_numpy(np.concatenate([c.train.x for c in fed.clients]))
+    rows: list[dict[str, Any]] = []
+
+    say("pftlab: FT, LP, LP-FT on every client + cross-client matrices")
+    ours, t_ours, m_ours = timed(lambda: pftlab_work(model, weights, fed, cfg))
+    say(f"  {t_ours:.1f} s")
+    say("reference loop: the same work, one model object and DataLoader per client")
+    model.load_state_dict(weights)
+    params = {m: cfg.method_params(m).model_dump() for m in METHODS}
+    order = lambda client, epoch, n: numpy_rng(cfg.seed, "personalize", client, epoch).permutation(n)  # noqa: E731
+    ref, t_ref, m_ref = timed(lambda: reference.run(model, fed, params, cfg.personalize, order))
+    say(f"  {t_ref:.1f} s")
+    rows.append(
+        {
+            "work": "FT + LP + LP-FT, 50 clients, full matrices",
+            "pftlab_s": t_ours,
+            "reference_s": t_ref,
+            "pftlab_peak_mib": m_ours,
+            "reference_peak_mib": m_ref,
+        }
+    )
+    ours_m, ref_m = metrics(ours, sizes), metrics(ref, sizes)
+    diff = max(abs(ours_m[m][k] - ref_m[m][k]) for m in ours_m for k in ours_m[m])
+
+    say("LP against one forward pass over the training data")
+    model.load_state_dict(weights)
+    _, t_forward, _ = timed(lambda: features(model, "head", train_x))
+    lp_costs = {}
+    for epochs in (15, 60):
+        budget = cfg.model_copy(update={"personalize": cfg.personalize.model_copy(update={"epochs": epochs})})
+        _, t_lp, _ = timed(lambda b=budget: _train_only(model, weights, fed, b, "lp"))
+        lp_costs[epochs] = t_lp / t_forward
+    say("FT training alone, for its FLOP rate")
+    _, t_ft, _ = timed(lambda: _train_only(model, weights, fed, cfg, "ft"))
+    n_train = sum(len(c.train) for c in fed.clients)
+    ft_flops = ft_flops_per_sample(build_model(cfg.model, fed.input_shape, fed.num_classes, 0), fed.input_shape, 32)
+    achieved = ft_flops * n_train * cfg.personalize.epochs / t_ft
+    peak = matmul_peak()
+    rows.append(
+        {
+            "work": "LP (15 epochs) vs one forward pass",
+            "pftlab_s": lp_costs[15] * t_forward,
+            "reference_s": None,
+            "pftlab_peak_mib": None,
+            "reference_peak_mib": None,
+        }
+    )
+
+    say("memory: 100 and 1,000 clients holding the same data (child processes)")
+    mem100, mem1000 = _memory(100), _memory(1000)
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": threads,
+            "cpus": len(os.sched_getaffinity(0)),
+        },
+        "workload": WORKLOAD,
+        "seconds": {
+            "pftlab": round(t_ours, 3),
+            "reference": round(t_ref, 3),
+            "forward": round(t_forward, 4),
+            "ft_training": round(t_ft, 3),
+        },
+        "speedup_end_to_end": round(t_ref / t_ours, 3),
+        "lp_cost_vs_forward": round(lp_costs[15], 3),
+        "lp_cost_vs_forward_60_epochs": round(lp_costs[60], 3),
+        "memory_ratio_1000_vs_100": round(mem1000["peak_mib"] / mem100["peak_mib"], 3),
+        "memory": {"100": mem100, "1000": mem1000},
+        "ft_flops_fraction_of_peak": round(achieved / peak, 3),
+        "ft_gflops": round(achieved / 1e9, 2),
+        "matmul_peak_gflops": round(peak / 1e9, 2),
+        "metrics_max_abs_diff": round(diff, 4),
+        "metrics_tolerance": TOLERANCE,
+        "metrics": {"pftlab": ours_m, "reference": ref_m},
+        "rows": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", result)
+    atomic_write_text(out / "bench.md", bench_markdown(result))
+    return result
+
+
+def _train_only(model, weights, fed, cfg: Config, method: str) -> None:
+    """Personalization without evaluation, every client, through the engine the runner uses."""
+    params = cfg.method_params(method)
+    for ids in client_chunks(fed, cfg.runtime.batch_clients):
+        personalize_chunk(model, weights, method, params, cfg, [fed.clients[i] for i in ids], "head")
+
+
+def bench_markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['threads']} torch threads, torch {m['torch']}",
+        "",
+        "| work | pftlab | reference | ratio | peak memory (pftlab / reference) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        ref = f"{row['reference_s']:.1f} s" if row["reference_s"] is not None else "-"
+        ratio = f"{row['reference_s'] / row['pftlab_s']:.2f}x" if row["reference_s"] is not None else "-"
+        mem = (
+            f"{row['pftlab_peak_mib']:.0f} / {row['reference_peak_mib']:.0f} MiB"
+            if row["pftlab_peak_mib"] is not None
+            else "-"
+        )
+        lines.append(f"| {row['work']} | {row['pftlab_s']:.2f} s | {ref} | {ratio} | {mem} |")
+    lines += [
+        "",
+        f"- speedup_end_to_end: **{r['speedup_end_to_end']}x** (target >= 5)",
+        f"- lp_cost_vs_forward: **{r['lp_cost_vs_forward']}** at 15 epochs, {r['lp_cost_vs_forward_60_epochs']} at "
+        "60 epochs (target <= 1.3)",
+        f"- memory_ratio_1000_vs_100: **{r['memory_ratio_1000_vs_100']}** "
+        f"({r['memory']['1000']['peak_mib']:.0f} / {r['memory']['100']['peak_mib']:.0f} MiB peak RSS; target <= 1.5)",
+        f"- ft_flops_fraction_of_peak: **{r['ft_flops_fraction_of_peak']}** ({r['ft_gflops']} GFLOP/s of FT training "
+        f"against {r['matmul_peak_gflops']} GFLOP/s fp32 matmul)",
+        f"- metrics_max_abs_diff: **{r['metrics_max_abs_diff']}** points between pftlab and the reference "
+        f"(tolerance {r['metrics_tolerance']})",
+    ]
+    return "\n".join(lines) + "\n"
