@@ -1,6 +1,6 @@
 """Global model and LP-FT local / global accuracy after each global-stage algorithm, and the baselines.
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python scripts/global_stages_table.py [CONFIG] [--set KEY=VALUE ...]
+Usage: OMP_NUM_THREADS=1 .venv/bin/python scripts/global_stages_table.py [CONFIG] [--set KEY=VALUE ...] [--stages a,b]
 
 Global stages run through the ordinary pipeline (run_experiment, methods = [lp-ft]); FedPer,
 FedRep and Ditto train from the same initial model for the same rounds, and each client's
@@ -9,6 +9,7 @@ personalized model is scored with the same cross-client matrix and metrics.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -29,12 +30,16 @@ ALGORITHMS = ["fedavg", "fedprox", "scaffold", "fedavgm", "fedadam", "fedbabu"]
 
 
 def main(argv: list[str]) -> None:
-    config = Path(argv[0]) if argv and not argv[0].startswith("--") else Path("configs/quickstart.toml")
-    overrides = [a for a in argv[1:] if a != "--set"] if argv and argv[0] == str(config) else []
-    overrides += ["runtime.progress=false", 'personalize.methods=["lp-ft"]']
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", nargs="?", default="configs/quickstart.toml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--stages", default=",".join([*ALGORITHMS, *BASELINES]), help="comma-separated subset")
+    args = parser.parse_args(argv)
+    config, stages = Path(args.config), args.stages.split(",")
+    overrides = [*args.set, "runtime.progress=false", 'personalize.methods=["lp-ft"]']
     rows = []
     out = Path(tempfile.mkdtemp(prefix="pftlab-global-stages-"))
-    for algorithm in ALGORITHMS:
+    for algorithm in (a for a in ALGORITHMS if a in stages):
         cfg = load_config(config, [*overrides, f'federated.algorithm="{algorithm}"'])
         t0 = time.perf_counter()
         summary = run_experiment(cfg, out / algorithm, Console(quiet=True))
@@ -44,7 +49,7 @@ def main(argv: list[str]) -> None:
     set_threads(cfg.runtime.threads)
     fed = build_federation(cfg.data, cfg.seed)
     pool = EvalPool.of(fed)
-    for name in BASELINES:
+    for name in (b for b in BASELINES if b in stages):
         t0 = time.perf_counter()
         model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
         personal, _ = run_baseline(name, model, fed, cfg)
