@@ -1,0 +1,36 @@
+"""`pftlab study`: its arguments (imports nothing heavy, so `pftlab --help` stays fast) and its handler."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _study(args: argparse.Namespace) -> int:
+    from pftlab.study import run_study
+
+    run_study(
+        Path(args.out),
+        quick=args.quick,
+        seeds=args.seeds,
+        benchmarks=args.benchmarks,
+        methods=args.methods,
+        overrides=args.set,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def add_study_parser(sub: argparse._SubParsersAction) -> None:
+    text = "every benchmark x every method x seeds, resumable: Table 2 (table.md, table.csv), figures, report.md"
+    p = sub.add_parser("study", help=text, description=text)
+    p.add_argument("--out", required=True, metavar="DIR", help="study directory (runs/, cache/, tables, report)")
+    p.add_argument("--quick", action="store_true", help="quick sizes and a short schedule: minutes, a pipeline check")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
+    p.add_argument("--benchmarks", nargs="+", metavar="NAME", help="configs/benchmarks/NAME.toml (default: all)")
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="default: every method ('pftlab methods')")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every cell's config"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_study)

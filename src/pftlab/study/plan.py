@@ -1,0 +1,171 @@
+"""What a study runs: one cell per (benchmark config, seed), every method in each cell.
+
+A cell is one `run_experiment` call; its config is the benchmark's file under
+configs/benchmarks/ with the study's changes on top (quick schedule, methods, seed, --set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pftlab.errors import UserError
+from pftlab.experiment.config import Config, apply_overrides, from_dict
+
+CONFIGS = Path(__file__).parents[3] / "configs" / "benchmarks"
+
+# --quick: every benchmark at its quick size, 5 FedAvg rounds and a 3-epoch budget (LP-FT: 1 LP + 2 FT),
+# so the whole sweep (3 seeds, every method) takes minutes on 2 cores. Numbers from it test the
+# pipeline, not the study's claims.
+QUICK = (
+    'data.size="quick"',
+    "federated.rounds=5",
+    "personalize.epochs=3",
+    "method.lp-ft.lp_epochs=1",
+    "method.lp-ft-kumar.lp_epochs=1",
+)
+# ... and the image benchmarks at half their quick size again (the keys each benchmark has).
+QUICK_DATA: dict[str, tuple[str, ...]] = {
+    "cifar10c": ("data.samples_per_client=60",),
+    "digits": ("data.samples_per_client=100",),
+    "colored-mnist": ("data.samples_per_client=100",),
+    "cifar10-dirichlet": ("data.samples=600",),
+    "fmnist-dirichlet": ("data.samples=600",),
+    "mnist-writers": ("data.writers=8",),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (benchmark, seed): its resolved config and its run directory."""
+
+    benchmark: str
+    seed: int
+    cfg: Config
+    out: Path
+
+
+def benchmark_configs(configs: Path, names: list[str] | None) -> dict[str, dict[str, Any]]:
+    """The raw TOML of each benchmark config (by file stem), all of them or the named ones in the given order."""
+    found = {p.stem: p for p in sorted(configs.glob("*.toml"))}
+    if not found:
+        raise UserError(f"no benchmark configs (*.toml) in {configs}")
+    unknown = [n for n in names or [] if n not in found]
+    if unknown:
+        raise UserError(f"--benchmarks: unknown {', '.join(unknown)}; allowed: {', '.join(found)}")
+    chosen = names or list(found)
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"--benchmarks must not repeat, got {' '.join(chosen)}")
+    return {n: tomllib.loads(found[n].read_text(encoding="utf-8")) for n in chosen}
+
+
+def default_methods() -> list[str]:
+    """Every post-hoc method, then the process-integrated baselines once run_experiment runs them."""
+    from pftlab.experiment import runner
+    from pftlab.experiment.config import method_specs
+    from pftlab.personalize import METHODS
+
+    if hasattr(runner, "run_baseline"):  # the runner imports it when it runs baselines
+        return list(method_specs())
+    return list(METHODS)
+
+
+def check_methods(methods: list[str] | None) -> list[str]:
+    allowed = default_methods()
+    chosen = methods or allowed
+    unknown = [m for m in chosen if m not in allowed]
+    if unknown:
+        raise UserError(f"--methods: unknown or not runnable {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"--methods must not repeat, got {' '.join(chosen)}")
+    return chosen
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    if not seeds or len(set(seeds)) != len(seeds) or any(not 0 <= s <= 2**62 for s in seeds):
+        raise UserError(f"--seeds must be distinct integers in [0, 2^62], got {seeds}")
+    return seeds
+
+
+def cell_config(
+    name: str, raw: dict[str, Any], seed: int, methods: list[str], quick: bool, overrides: list[str], progress: bool
+) -> Config:
+    """The benchmark's config, then the quick schedule, the methods, the user's --set, the seed."""
+    changes = [*QUICK, *QUICK_DATA.get(name, ())] if quick else []
+    changes += [f"personalize.methods={json.dumps(methods)}", *overrides, f"seed={seed}"]
+    if not progress:
+        changes.append("runtime.progress=false")
+    try:
+        return from_dict(apply_overrides(json.loads(json.dumps(raw)), changes))
+    except UserError as err:
+        raise UserError(f"benchmark {name}: {err}") from None
+
+
+def plan_cells(
+    out: Path,
+    configs: dict[str, dict[str, Any]],
+    seeds: list[int],
+    methods: list[str],
+    quick: bool,
+    overrides: list[str],
+    progress: bool,
+) -> list[Cell]:
+    """Every cell, benchmark-major; every config is validated before anything runs."""
+    return [
+        Cell(name, s, cell_config(name, raw, s, methods, quick, overrides, progress), out / "runs" / name / f"seed{s}")
+        for name, raw in configs.items()
+        for s in seeds
+    ]
+
+
+def missing_data(cfg: Config) -> str | None:
+    """Why the benchmark cannot run here (its source files are not under the data root), or None."""
+    from pftlab.data.benchmarks import BENCHMARKS
+    from pftlab.data.show import files_present
+    from pftlab.data.sources.files import data_root
+
+    files = BENCHMARKS[cfg.data.benchmark].files
+    present = files_present(files)
+    if not present.startswith("missing"):
+        return None
+    return f"data files {present} under {data_root()} (see 'pftlab data list'; set $PFTLAB_DATA)"
+
+
+@contextmanager
+def study_cache(out: Path) -> Iterator[Path]:
+    """Keep global checkpoints in DIR/cache (unless $PFTLAB_CACHE is set), so a study is self-contained.
+
+    The data root is pinned where it was, and DIR/cache/decoded links to the user cache's decoded
+    arrays: they are a pure function of checksummed source files, and hundreds of MB.
+    """
+    from pftlab.data.sources.files import DATA_ENV, data_root, decoded_dir
+    from pftlab.io import cache_dir
+
+    if os.environ.get("PFTLAB_CACHE"):
+        yield cache_dir()
+        return
+    saved = {k: os.environ.get(k) for k in ("PFTLAB_CACHE", DATA_ENV)}
+    root, decoded = data_root(), decoded_dir()
+    cache = out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    decoded.mkdir(parents=True, exist_ok=True)
+    link = cache / "decoded"
+    if link.is_symlink() and not link.exists():  # the user cache moved or was deleted
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(decoded.resolve(), target_is_directory=True)
+    os.environ[DATA_ENV], os.environ["PFTLAB_CACHE"] = str(root), str(cache)
+    try:
+        yield cache
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,280 @@
+"""The study's outputs: Table 2 as Markdown and CSV, a local-vs-global scatter per benchmark, report.md.
+
+Every sentence about who wins is computed from the aggregated numbers, so the report says what
+the runs say, whatever they say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pftlab.analysis.common import save_png, write_csv
+from pftlab.evaluate.metrics import DEFINITIONS
+from pftlab.io import atomic_write_text
+
+TABLE = ("local", "global", "worst", "average", "average3", "c_std", "distortion_own")
+HIGHER_BETTER = ("local", "global", "worst", "average", "average3")
+REFERENCE = "global-model"  # the un-personalized model: a reference row, never a winner
+PAPER = ("ft", "proximal-ft", "soup-ft", "sparse-ft", "lss-ft", "lp-ft")  # the study's Table 2 columns
+
+Agg = dict[str, Any]  # pftlab.experiment.aggregate.aggregate() of one benchmark's seeds
+
+
+@dataclass(frozen=True)
+class Win:
+    """The best method on a metric, its runner-up, and whether the gap exceeds the seed-to-seed spread."""
+
+    method: str
+    mean: float
+    runner_up: str
+    margin: float
+    clear: bool
+
+    def text(self) -> str:
+        return f"{self.method} ({self.mean:.2f}{'' if self.clear else ', within seed std'})"
+
+
+def _mean(agg: Agg, method: str, metric: str) -> float:
+    return agg["methods"][method][metric]["mean"]
+
+
+def winner(agg: Agg, metric: str, among: list[str]) -> Win:
+    """Highest mean wins (first listed on ties); `clear` if its lead beats both methods' std."""
+    ranked = sorted(among, key=lambda m: -_mean(agg, m, metric))
+    first = ranked[0]
+    second = ranked[1] if len(ranked) > 1 else first
+    margin = _mean(agg, first, metric) - _mean(agg, second, metric)
+    spread = max(agg["methods"][m][metric]["std"] for m in (first, second))
+    return Win(first, _mean(agg, first, metric), second, round(margin, 4), margin > spread)
+
+
+def methods_of(agg: Agg) -> list[str]:
+    return [m for m in agg["methods"] if m != REFERENCE]
+
+
+def verdict(agg: Agg) -> dict[str, Any]:
+    """Winners over every method, and the study's pattern among its own six methods (where present)."""
+    methods = methods_of(agg)
+    out: dict[str, Any] = {m: winner(agg, m, methods) for m in ("global", "average", "average3")}
+    paper = [m for m in PAPER if m in agg["methods"]]
+    if "lp-ft" not in paper or "proximal-ft" not in paper or len(paper) < 3:
+        out["pattern"] = None  # needs LP-FT, Proximal FT and one more of the study's baselines
+        return out
+    baselines = [m for m in paper if m != "lp-ft"]
+    g, a, b = winner(agg, "global", paper), winner(agg, "average3", paper), winner(agg, "average3", baselines)
+    gap = _mean(agg, "lp-ft", "global") - _mean(agg, "ft", "global") if "ft" in paper else None
+    out["pattern"] = {
+        "lpft_best_global": g.method == "lp-ft",
+        "lpft_best_average3": a.method == "lp-ft",
+        "best_global": g,
+        "best_average3": a,
+        "strongest_baseline": b,
+        "proximal_strongest": b.method == "proximal-ft",
+        "lpft_minus_ft_global": gap,
+        "holds": g.method == "lp-ft" and a.method == "lp-ft" and b.method == "proximal-ft",
+    }
+    return out
+
+
+def table_rows(aggs: dict[str, Agg]) -> list[dict[str, Any]]:
+    """One row per benchmark and method: mean and std of every metric in the summaries."""
+    found = {k for agg in aggs.values() for values in agg["methods"].values() for k in values}
+    order = list(DEFINITIONS)  # a fixed column order: summary.json stores its keys sorted
+    metrics = sorted(found, key=lambda k: (order.index(k) if k in order else len(order), k))
+    rows = []
+    for name, agg in aggs.items():
+        for method, values in agg["methods"].items():
+            row: dict[str, Any] = {"benchmark": name, "method": method, "seeds": " ".join(map(str, agg["seeds"]))}
+            for k in metrics:
+                row[f"{k}_mean"] = values[k]["mean"] if k in values else ""
+                row[f"{k}_std"] = values[k]["std"] if k in values else ""
+            rows.append(row)
+    return rows
+
+
+def _cell(agg: Agg, method: str, metric: str, best: dict[str, float]) -> str:
+    v = agg["methods"][method].get(metric)
+    if v is None:
+        return ""
+    digits = 3 if metric.startswith("distortion") else 2
+    text = f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+    return f"**{text}**" if method != REFERENCE and best.get(metric) == v["mean"] else text
+
+
+def table_markdown(aggs: dict[str, Agg]) -> str:
+    """Table 2 with every metric: one row per benchmark and method; bold = best mean among the methods."""
+    lines = [
+        "| benchmark | method | " + " | ".join(TABLE) + " |",
+        "|---|---" + "|---:" * len(TABLE) + "|",
+    ]
+    for name, agg in aggs.items():
+        best = {k: max(_mean(agg, m, k) for m in methods_of(agg)) for k in HIGHER_BETTER}
+        for method in agg["methods"]:
+            lines.append(f"| {name} | {method} | " + " | ".join(_cell(agg, method, k, best) for k in TABLE) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, aggs: dict[str, Agg]) -> None:
+    seeds = ", ".join(map(str, next(iter(aggs.values()))["seeds"]))
+    head = (
+        f"# Table 2: every benchmark x method, seeds {seeds}\n\n"
+        "Accuracy %, mean ± sample std over seeds (distortion: mean L2 feature distance on the client's own test "
+        "samples). average = (local + global) / 2, the study's stated definition; average3 = (local + global + "
+        "worst) / 3, what its Table 2 reports. Bold: the best mean among the methods of a benchmark.\n\n"
+    )
+    atomic_write_text(out / "table.md", head + table_markdown(aggs))
+    write_csv(out / "table.csv", table_rows(aggs))
+
+
+def scatter(agg: Agg, title: str, path: Path) -> None:
+    """Local vs global, one point per method with error bars over seeds; the global model as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for k, (method, v) in enumerate(agg["methods"].items()):
+        is_ref = method == REFERENCE
+        ax.errorbar(
+            v["local"]["mean"],
+            v["global"]["mean"],
+            xerr=v["local"]["std"],
+            yerr=v["global"]["std"],
+            fmt="*" if is_ref else "o",
+            markersize=13 if is_ref else 7,
+            color="black" if is_ref else colors[k % len(colors)],
+            markeredgecolor="black",
+            capsize=3,
+            label=method,
+        )
+    lo, hi = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
+    ax.plot([lo, hi], [lo, hi], ls=":", color="grey", lw=1)
+    ax.set_xlabel("local accuracy (%): own test set")
+    ax.set_ylabel("global accuracy (%): other clients' test sets")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    save_png(fig, path)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def pattern_row(name: str, v: dict[str, Any]) -> str:
+    p = v["pattern"]
+    overall = f"{v['global'].text()} | {v['average3'].text()} | {v['average'].text()}"
+    if p is None:
+        return f"| {name} | {overall} | not tested | | | | |"
+    gap = "" if p["lpft_minus_ft_global"] is None else f"{p['lpft_minus_ft_global']:+.2f}"
+    lp_g = _yes(p["lpft_best_global"]) + ("" if p["lpft_best_global"] else f": {p['best_global'].method}")
+    lp_a = _yes(p["lpft_best_average3"]) + ("" if p["lpft_best_average3"] else f": {p['best_average3'].method}")
+    return (
+        f"| {name} | {overall} | {lp_g} | {lp_a} | {p['strongest_baseline'].text()} | {gap} | "
+        f"{'**holds**' if p['holds'] else 'does not hold'} |"
+    )
+
+
+def pattern_sentence(verdicts: dict[str, dict[str, Any]]) -> str:
+    tested = {n: v["pattern"] for n, v in verdicts.items() if v["pattern"] is not None}
+    if not tested:
+        return "The pattern could not be tested: it needs lp-ft, proximal-ft and another of the study's baselines."
+    holds = [n for n, p in tested.items() if p["holds"]]
+    count = {k: sum(p[k] for p in tested.values()) for k in ("lpft_best_global", "lpft_best_average3")}
+    prox = sum(p["proximal_strongest"] for p in tested.values())
+    return (
+        f"The whole pattern holds on {len(holds)} of {len(tested)} benchmarks"
+        + (f" ({', '.join(holds)})" if holds else "")
+        + f". Among the study's six methods LP-FT has the best global accuracy on {count['lpft_best_global']} "
+        f"and the best average3 on {count['lpft_best_average3']}; Proximal FT is the strongest baseline "
+        f"(by average3) on {prox}."
+    )
+
+
+def table2_layout(aggs: dict[str, Agg]) -> str:
+    """The study's own layout: benchmarks as rows, its six methods as columns, local / global / worst / average3."""
+    cols = [m for m in PAPER if any(m in a["methods"] for a in aggs.values())]
+    lines = ["| benchmark | " + " | ".join(cols) + " |", "|---" + "|---" * len(cols) + "|"]
+    for name, agg in aggs.items():
+        cells = [
+            "/".join(f"{_mean(agg, m, k):.2f}" for k in ("local", "global", "worst", "average3"))
+            if m in agg["methods"]
+            else ""
+            for m in cols
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(
+    aggs: dict[str, Agg],
+    skipped: dict[str, str],
+    seconds: dict[str, float],
+    quick: bool,
+    commit: str,
+) -> str:
+    """report.md: what ran, whether the study's pattern holds, Table 2, and one section per benchmark."""
+    from pftlab.data.benchmarks import BENCHMARKS
+
+    verdicts = {n: verdict(a) for n, a in aggs.items()}
+    any_agg = next(iter(aggs.values()))
+    n_methods = max(len(methods_of(a)) for a in aggs.values())
+    size = "quick sizes and a short schedule (a pipeline check, not evidence)" if quick else "default sizes"
+    parts = [
+        f"# The reproduction study ({'quick' if quick else 'full'})\n",
+        f"{len(aggs)} benchmarks x {n_methods} methods x seeds {', '.join(map(str, any_agg['seeds']))}, at {size}; "
+        f"written at commit {commit}. Accuracy %, mean ± sample std over seeds; every number comes from the run "
+        "directories under runs/ (table.md, table.csv hold all of them).\n",
+    ]
+    if skipped:
+        parts.append("Skipped:\n\n" + "".join(f"- {n}: {why}\n" for n, why in skipped.items()))
+    parts += [
+        "## Does the study's pattern hold?\n",
+        "The study's claim (PAPER.md, Table 2): LP-FT has the best global accuracy and the best average, and "
+        "Proximal FT is the strongest baseline. It is checked here among the study's six methods "
+        f"({', '.join(PAPER)}), with average = average3 = (local + global + worst) / 3, what Table 2's numbers are. "
+        "The first three columns give the winner over every method we ran; 'within seed std' marks a lead "
+        "smaller than the seed-to-seed std of the winner or the runner-up.\n",
+        "| benchmark | best global (all) | best average3 (all) | best average (all) | LP-FT best global (six) "
+        "| LP-FT best average3 (six) | strongest baseline (six, average3) | LP-FT − FT global | pattern |",
+        "|---|---|---|---|---|---|---|---:|---|",
+        *(pattern_row(n, v) for n, v in verdicts.items()),
+        "",
+        pattern_sentence(verdicts) + "\n",
+        "## Table 2 in the study's layout\n",
+        "local / global / worst / average3, means over seeds.\n",
+        table2_layout(aggs),
+        "## Benchmark by benchmark\n",
+    ]
+    for name, agg in aggs.items():
+        bench = BENCHMARKS.get(agg["benchmark"])
+        v = verdicts[name]
+        sec = seconds.get(name, 0.0)
+        time_note = f" About {sec:.{0 if sec >= 10 else 1}f} s of compute per seed." if sec else ""
+        parts += [
+            f"### {name}\n",
+            f"{bench.shift if bench else agg['benchmark']}; {agg['num_clients']} clients. Best global: "
+            f"{v['global'].text()}; best average3: {v['average3'].text()}; best average: {v['average'].text()}."
+            f"{time_note}\n",
+            table_markdown({name: agg}),
+            f"![{name}: local vs global](figures/{name}.png)\n",
+        ]
+    return "\n".join(parts)
+
+
+def write_report(
+    out: Path,
+    aggs: dict[str, Agg],
+    skipped: dict[str, str],
+    seconds: dict[str, float],
+    quick: bool,
+    commit: str,
+) -> None:
+    """table.md, table.csv, figures/<benchmark>.png and report.md in `out`."""
+    write_tables(out, aggs)
+    for name, agg in aggs.items():
+        scatter(agg, f"{name}: local vs global, mean ± std over seeds {agg['seeds']}", out / "figures" / f"{name}.png")
+    atomic_write_text(out / "report.md", report_markdown(aggs, skipped, seconds, quick, commit))

@@ -1,0 +1,101 @@
+"""Run the cells that are not finished; reuse the ones that are.
+
+A cell is finished when its summary.json exists (run_experiment writes it last, atomically) and
+its config.toml equals the cell's config, runtime settings aside (threads and progress bars do
+not make a result stale). Before a cell is (re)computed its summary.json is removed, so a run
+stopped half-way is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pftlab.errors import UserError
+from pftlab.study.plan import Cell, missing_data
+
+
+@dataclass
+class SweepResult:
+    """Summaries per benchmark (in seed order), benchmarks skipped with why, and what was reused."""
+
+    summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    reused: int = 0
+    computed: int = 0
+
+
+def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in json.loads(json.dumps(resolved)).items() if k != "runtime"}
+
+
+def load_finished(cell: Cell) -> dict[str, Any] | None:
+    """The cell's summary if it finished with this config, else None."""
+    summary, config = cell.out / "summary.json", cell.out / "config.toml"
+    try:
+        saved = tomllib.loads(config.read_text(encoding="utf-8"))
+        result = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if _comparable(saved) != _comparable(cell.cfg.resolved()) or result.get("seed") != cell.seed:
+        return None
+    return result
+
+
+def in_order(summary: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    """The summary with its methods in the study's order, the global model first (summary.json sorts keys)."""
+    order = ["global-model", *methods]
+    ranked = sorted(summary["methods"], key=lambda m: order.index(m) if m in order else len(order))
+    return {**summary, "methods": {m: summary["methods"][m] for m in ranked}}
+
+
+def run_time(run_dir: Path) -> float:
+    """Seconds the run's stages took (from run.json), 0 if unknown."""
+    try:
+        return float(sum(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["seconds"].values()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def sweep(cells: list[Cell], console: Console) -> SweepResult:
+    """Every cell, benchmark by benchmark; a benchmark whose data is missing or fails is skipped with a note."""
+    from pftlab.experiment.runner import run_experiment
+
+    result = SweepResult()
+    finished = {(c.benchmark, c.seed): load_finished(c) for c in cells}
+    reusable = sum(s is not None for s in finished.values())
+    console.print(f"study: {len(cells)} cells, {reusable} finished earlier (reused), {len(cells) - reusable} to run")
+    for k, cell in enumerate(cells, 1):
+        head = f"[{k}/{len(cells)}] {cell.benchmark} seed {cell.seed}"
+        if cell.benchmark in result.skipped:
+            continue
+        note = missing_data(cell.cfg)
+        if note:
+            result.skipped[cell.benchmark] = note
+            console.print(f"{head}: skipped, {note}")
+            continue
+        summary = finished[(cell.benchmark, cell.seed)]
+        if summary is not None:
+            result.reused += 1
+            console.print(f"{head}: reused {cell.out}")
+        else:
+            (cell.out / "summary.json").unlink(missing_ok=True)
+            console.print(f"{head}: running")
+            t0 = time.perf_counter()
+            try:
+                summary = run_experiment(cell.cfg, cell.out, console)
+            except UserError as err:
+                result.skipped[cell.benchmark] = str(err)
+                result.summaries.pop(cell.benchmark, None)
+                console.print(f"{head}: skipped, {err}")
+                continue
+            result.computed += 1
+            console.print(f"{head}: done in {time.perf_counter() - t0:.0f} s")
+        result.summaries.setdefault(cell.benchmark, []).append(in_order(summary, cell.cfg.personalize.methods))
+    return result

@@ -1,0 +1,174 @@
+"""pftlab study: tables match the runs, a rerun recomputes nothing, an interrupted sweep resumes to the same tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pftlab.cli import main
+from pftlab.study import run_study
+from pftlab.study.plan import CONFIGS, default_methods
+from pftlab.study.report import verdict
+
+METHODS = ["ft", "lp-ft", "proximal-ft", "sparse-ft"]
+SMALL = ["runtime.threads=1", "data.num_clients=3", "federated.rounds=2", "personalize.epochs=2"]
+
+
+def _study(out: Path, **kw) -> dict:
+    args = {"quick": True, "seeds": [0, 1], "benchmarks": ["digits-quick"], "methods": METHODS, "overrides": SMALL}
+    return run_study(out, progress=False, **{**args, **kw})
+
+
+def _tables(out: Path) -> tuple[bytes, bytes]:
+    return (out / "table.md").read_bytes(), (out / "table.csv").read_bytes()
+
+
+def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    record = _study(out)
+    assert (record["cells_computed"], record["cells_reused"]) == (2, 0)
+    for name in ("table.md", "table.csv", "report.md", "study.json", "figures/digits-quick.png"):
+        assert (out / name).is_file(), name
+
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [(r["benchmark"], r["method"]) for r in rows] == [("digits-quick", m) for m in ["global-model", *METHODS]]
+    md_rows = [line for line in (out / "table.md").read_text().splitlines() if line.startswith("| digits-quick |")]
+    assert len(md_rows) == len(METHODS) + 1
+    summaries = [json.loads((out / "runs" / "digits-quick" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    for r in rows:
+        for metric in ("local", "global", "worst", "average", "average3", "c_std", "distortion_own"):
+            values = np.array([s["methods"][r["method"]][metric] for s in summaries])
+            assert float(r[f"{metric}_mean"]) == pytest.approx(values.mean(), abs=1e-4)
+            assert float(r[f"{metric}_std"]) == pytest.approx(values.std(ddof=1), abs=1e-4)
+    lpft = next(r for r in rows if r["method"] == "lp-ft")
+    assert f"{float(lpft['global_mean']):.2f} ± {float(lpft['global_std']):.2f}" in md_rows[2]
+
+    first = _tables(out)
+    again = _study(out)
+    assert (again["cells_computed"], again["cells_reused"]) == (0, 2)
+    assert _tables(out) == first
+
+    (out / "runs" / "digits-quick" / "seed1" / "summary.json").unlink()  # killed before the cell finished
+    resumed = _study(out)
+    assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
+    assert _tables(out) == first
+
+    changed = _study(out, overrides=[*SMALL, "personalize.epochs=3"])  # another config: nothing is stale-reused
+    assert changed["cells_computed"] == 2
+
+
+def test_interrupted_sweep_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pftlab.experiment import runner
+
+    reference = tmp_path / "reference"
+    _study(reference)
+    real, calls = runner.run_experiment, []
+
+    def dies_on_second_cell(cfg, out, *args, **kwargs):
+        calls.append(cfg.seed)
+        summary = real(cfg, out, *args, **kwargs)
+        if len(calls) == 2:
+            (out / "summary.json").unlink()  # as if killed before its last write
+            raise KeyboardInterrupt
+        return summary
+
+    monkeypatch.setattr(runner, "run_experiment", dies_on_second_cell)
+    out = tmp_path / "study"
+    with pytest.raises(KeyboardInterrupt):
+        _study(out)
+    assert not (out / "table.md").exists()
+    monkeypatch.setattr(runner, "run_experiment", real)
+    resumed = _study(out)
+    assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
+    assert _tables(out) == _tables(reference)
+
+
+def test_missing_data_skips_the_benchmark_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PFTLAB_DATA", str(tmp_path / "no-data"))
+    out = tmp_path / "study"
+    record = _study(out, benchmarks=["heart", "digits-quick"], seeds=[0], overrides=["runtime.threads=1"])
+    assert record["benchmarks"] == ["digits-quick"]
+    assert "heart" in record["skipped"] and "missing" in record["skipped"]["heart"]
+    assert "- heart: data files missing" in (out / "report.md").read_text()
+    assert {r["benchmark"] for r in csv.DictReader((out / "table.csv").open())} == {"digits-quick"}
+
+
+def test_study_keeps_its_cache_inside_the_study_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PFTLAB_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    out = tmp_path / "study"
+    _study(out, seeds=[0])
+    assert list((out / "cache" / "global").glob("*.safetensors"))
+    assert (out / "cache" / "decoded").resolve() == (tmp_path / "user-cache" / "pftlab" / "decoded").resolve()
+
+
+def _agg(means: dict[str, tuple[float, float, float]]) -> dict:
+    """An aggregate with given (local, global, worst) means per method and std 0.1."""
+    methods = {}
+    for m, (loc, glo, wor) in means.items():
+        values = {
+            "local": loc,
+            "global": glo,
+            "worst": wor,
+            "average": (loc + glo) / 2,
+            "average3": (loc + glo + wor) / 3,
+        }
+        methods[m] = {k: {"mean": v, "std": 0.1} for k, v in values.items()}
+    return {"benchmark": "x", "num_clients": 3, "seeds": [0, 1, 2], "methods": methods}
+
+
+def test_verdict_reads_the_pattern_from_the_numbers() -> None:
+    study_like = _agg(
+        {
+            "global-model": (70, 90, 80),  # a reference, never a winner
+            "ft": (80, 60, 40),
+            "proximal-ft": (80, 70, 50),
+            "sparse-ft": (80, 65, 45),
+            "lp-ft": (80, 75, 55),
+            "wise-ft": (70, 80, 60),
+        }
+    )
+    v = verdict(study_like)
+    assert v["global"].method == "wise-ft" and v["global"].clear
+    assert v["pattern"]["holds"] and v["pattern"]["strongest_baseline"].method == "proximal-ft"
+    assert v["pattern"]["lpft_minus_ft_global"] == pytest.approx(15)
+    reversed_ = verdict(_agg({"ft": (80, 75, 55), "proximal-ft": (80, 60, 40), "lp-ft": (80, 74.95, 55)}))
+    assert not reversed_["pattern"]["holds"]
+    assert not reversed_["pattern"]["best_global"].clear  # a 0.05 lead within a 0.1 std
+    assert verdict(_agg({"ft": (1, 2, 3), "lp-ft": (1, 2, 3)}))["pattern"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--methods", "nope"], "--methods: unknown"),
+        (["--benchmarks", "nope"], "--benchmarks: unknown"),
+        (["--seeds", "1", "1"], "--seeds must be distinct"),
+        (["--set", "personalize.epochs=0"], "config: personalize.epochs"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture, args, says) -> None:
+    assert main(["study", "--out", str(tmp_path / "s"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "s" / "runs").exists()
+
+
+@pytest.mark.study
+def test_quick_study_runs_every_benchmark_and_method(tmp_path: Path) -> None:
+    """The whole `pftlab study --quick` (minutes): opt in with `pytest -m study`."""
+    out = tmp_path / "quick"
+    record = run_study(out, quick=True, overrides=["runtime.threads=1"], progress=False)
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert len(rows) == len(record["benchmarks"]) * (len(default_methods()) + 1)
+    assert len(record["benchmarks"]) + len(record["skipped"]) == len(list(CONFIGS.glob("*.toml")))
+    for name in record["benchmarks"]:
+        assert (out / "figures" / f"{name}.png").is_file()
+    again = run_study(out, quick=True, overrides=["runtime.threads=1"], progress=False)
+    assert again["cells_computed"] == 0
+    shutil.rmtree(out / "runs")
