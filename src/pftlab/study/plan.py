@@ -66,14 +66,10 @@ def benchmark_configs(configs: Path, names: list[str] | None) -> dict[str, dict[
 
 
 def default_methods() -> list[str]:
-    """Every post-hoc method, then the process-integrated baselines once run_experiment runs them."""
-    from pftlab.experiment import runner
+    """Every name personalize.methods accepts: the post-hoc methods, then the process-integrated baselines."""
     from pftlab.experiment.config import method_specs
-    from pftlab.personalize import METHODS
 
-    if hasattr(runner, "run_baseline"):  # the runner imports it when it runs baselines
-        return list(method_specs())
-    return list(METHODS)
+    return list(method_specs())
 
 
 def check_methods(methods: list[str] | None) -> list[str]:
@@ -81,7 +77,7 @@ def check_methods(methods: list[str] | None) -> list[str]:
     chosen = methods or allowed
     unknown = [m for m in chosen if m not in allowed]
     if unknown:
-        raise UserError(f"--methods: unknown or not runnable {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        raise UserError(f"--methods: unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if len(set(chosen)) != len(chosen):
         raise UserError(f"--methods must not repeat, got {' '.join(chosen)}")
     return chosen

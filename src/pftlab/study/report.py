@@ -6,6 +6,7 @@ the runs say, whatever they say.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def _mean(agg: Agg, method: str, metric: str) -> float:
 
 def winner(agg: Agg, metric: str, among: list[str]) -> Win:
     """Highest mean wins (first listed on ties); `clear` if its lead beats both methods' std."""
-    ranked = sorted(among, key=lambda m: -_mean(agg, m, metric))
+    ranked = sorted(among, key=lambda m: -_mean(agg, m, metric) if math.isfinite(_mean(agg, m, metric)) else math.inf)
     first = ranked[0]
     second = ranked[1] if len(ranked) > 1 else first
     margin = _mean(agg, first, metric) - _mean(agg, second, metric)
