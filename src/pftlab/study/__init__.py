@@ -23,7 +23,7 @@ from pftlab.study.plan import (
     plan_cells,
     study_cache,
 )
-from pftlab.study.report import write_report
+from pftlab.study.report import Results, write_report
 from pftlab.study.sweep import run_time, sweep
 
 __all__ = ["run_study"]
@@ -64,7 +64,7 @@ def run_study(
         raise UserError(f"study: every benchmark was skipped ({reasons})")
     aggs = {name: aggregate(result.summaries[name]) for name in raw if name in result.summaries}
     seconds = {name: sum(run_time(c.out) for c in cells if c.benchmark == name) / len(seeds) for name in aggs}
-    write_report(out, aggs, result.skipped, seconds, quick, git_commit())
+    write_report(out, Results(aggs, result.skipped, seconds, quick, git_commit()))
     record = {
         "quick": quick,
         "seeds": seeds,

@@ -210,15 +210,22 @@ def table2_layout(aggs: dict[str, Agg]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_markdown(
-    aggs: dict[str, Agg],
-    skipped: dict[str, str],
-    seconds: dict[str, float],
-    quick: bool,
-    commit: str,
-) -> str:
+@dataclass(frozen=True)
+class Results:
+    """What the report is written from: aggregates per benchmark, skipped benchmarks, compute time per seed."""
+
+    aggs: dict[str, Agg]
+    skipped: dict[str, str]
+    seconds: dict[str, float]
+    quick: bool
+    commit: str
+
+
+def report_markdown(r: Results) -> str:
     """report.md: what ran, whether the study's pattern holds, Table 2, and one section per benchmark."""
     from pftlab.data.benchmarks import BENCHMARKS
+
+    aggs, skipped, seconds, quick, commit = r.aggs, r.skipped, r.seconds, r.quick, r.commit
 
     verdicts = {n: verdict(a) for n, a in aggs.items()}
     any_agg = next(iter(aggs.values()))
@@ -266,16 +273,9 @@ def report_markdown(
     return "\n".join(parts)
 
 
-def write_report(
-    out: Path,
-    aggs: dict[str, Agg],
-    skipped: dict[str, str],
-    seconds: dict[str, float],
-    quick: bool,
-    commit: str,
-) -> None:
+def write_report(out: Path, r: Results) -> None:
     """table.md, table.csv, figures/<benchmark>.png and report.md in `out`."""
-    write_tables(out, aggs)
-    for name, agg in aggs.items():
+    write_tables(out, r.aggs)
+    for name, agg in r.aggs.items():
         scatter(agg, f"{name}: local vs global, mean ± std over seeds {agg['seeds']}", out / "figures" / f"{name}.png")
-    atomic_write_text(out / "report.md", report_markdown(aggs, skipped, seconds, quick, commit))
+    atomic_write_text(out / "report.md", report_markdown(r))
