@@ -20,9 +20,9 @@ from pftlab.experiment.config import Config, apply_overrides, from_dict
 
 CONFIGS = Path(__file__).parents[3] / "configs" / "benchmarks"
 
-# --quick: every benchmark at its quick size, 5 FedAvg rounds and a 3-epoch budget (LP-FT: 1 LP + 2 FT),
-# so the whole sweep (3 seeds, every method) takes minutes on 2 cores. Numbers from it test the
-# pipeline, not the study's claims.
+# --quick: every benchmark at its quick size, 5 FedAvg rounds and a 3-epoch budget (LP-FT: 1 LP + 2 FT;
+# LSS needs an epoch per pool member), so the whole sweep (3 seeds, every method) takes minutes on
+# 2 cores. Numbers from it test the pipeline, not the study's claims.
 QUICK = (
     'data.size="quick"',
     "federated.rounds=5",

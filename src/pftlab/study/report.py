@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pftlab.analysis.common import save_png, write_csv
+from pftlab.baselines import BASELINES
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.io import atomic_write_text
 
@@ -59,6 +60,8 @@ def verdict(agg: Agg) -> dict[str, Any]:
     """Winners over every method, and the study's pattern among its own six methods (where present)."""
     methods = methods_of(agg)
     out: dict[str, Any] = {m: winner(agg, m, methods) for m in ("global", "average", "average3")}
+    integrated = [m for m in methods if m in BASELINES]
+    out["integrated"] = winner(agg, "average3", integrated) if integrated else None
     paper = [m for m in PAPER if m in agg["methods"]]
     if "lp-ft" not in paper or "proximal-ft" not in paper or len(paper) < 3:
         out["pattern"] = None  # needs LP-FT, Proximal FT and one more of the study's baselines
@@ -145,12 +148,13 @@ def scatter(agg: Agg, title: str, path: Path) -> None:
             v["global"]["mean"],
             xerr=v["local"]["std"],
             yerr=v["global"]["std"],
-            fmt="*" if is_ref else "o",
+            fmt="*" if is_ref else "s" if method in BASELINES else "o",
             markersize=13 if is_ref else 7,
             color="black" if is_ref else colors[k % len(colors)],
             markeredgecolor="black",
             capsize=3,
-            label=method,
+            label=method + (" (process-integrated)" if method in BASELINES else ""),
+            zorder=3 if is_ref else 2,
         )
     lo, hi = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
     ax.plot([lo, hi], [lo, hi], ls=":", color="grey", lw=1)
@@ -262,6 +266,11 @@ def report_markdown(r: Results) -> str:
         v = verdicts[name]
         sec = seconds.get(name, 0.0)
         time_note = f" About {sec:.{0 if sec >= 10 else 1}f} s of compute per seed." if sec else ""
+        if v["integrated"] is not None and "lp-ft" in agg["methods"]:
+            time_note = (
+                f" Best process-integrated baseline on average3: {v['integrated'].text()}, LP-FT "
+                f"{_mean(agg, 'lp-ft', 'average3'):.2f}." + time_note
+            )
         parts += [
             f"### {name}\n",
             f"{bench.shift if bench else agg['benchmark']}; {agg['num_clients']} clients. Best global: "
