@@ -159,6 +159,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "s" / "runs").exists()
 
 
+def test_check_says_what_would_run_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "study"
+    _study(out, seeds=[0])
+    args = ["study", "--out", str(out), "--quick", "--seeds", "0", "1", "--benchmarks", "digits-quick"]
+    assert main([*args, "--methods", *METHODS, *(f"--set={s}" for s in SMALL), "--check"]) == 0
+    assert "study OK: 2 cells, 1 finished (would be reused), 1 to run" in capsys.readouterr().out
+    assert not (out / "runs" / "digits-quick" / "seed1").exists()
+
+
 @pytest.mark.study
 def test_quick_study_runs_every_benchmark_and_method(tmp_path: Path) -> None:
     """The whole `pftlab study --quick` (minutes): opt in with `pytest -m study`."""

@@ -20,13 +20,14 @@ from pftlab.study.plan import (
     benchmark_configs,
     check_methods,
     check_seeds,
+    missing_data,
     plan_cells,
     study_cache,
 )
 from pftlab.study.report import Results, write_report
-from pftlab.study.sweep import run_time, sweep
+from pftlab.study.sweep import load_finished, run_time, sweep
 
-__all__ = ["run_study"]
+__all__ = ["check_study", "run_study"]
 
 
 def git_commit() -> str:
@@ -38,6 +39,33 @@ def git_commit() -> str:
     except OSError:
         return "unknown"
     return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def check_study(
+    out: Path,
+    quick: bool = False,
+    seeds: list[int] = (0, 1, 2),  # type: ignore[assignment]
+    benchmarks: list[str] | None = None,
+    methods: list[str] | None = None,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    configs: Path = CONFIGS,
+) -> str:
+    """What `run_study` would do, from the configs and the files already there; builds and writes nothing."""
+    cells = plan_cells(
+        out,
+        benchmark_configs(configs, benchmarks),
+        check_seeds(list(seeds)),
+        check_methods(methods),
+        quick,
+        list(overrides),
+        False,
+    )
+    skipped = {c.benchmark: note for c in cells if (note := missing_data(c.cfg))}
+    finished = sum(load_finished(c) is not None for c in cells if c.benchmark not in skipped)
+    todo = sum(c.benchmark not in skipped for c in cells) - finished
+    lines = [f"study OK: {len(cells)} cells, {finished} finished (would be reused), {todo} to run; output in {out}/"]
+    lines += [f"would skip {name}: {note}" for name, note in skipped.items()]
+    return "\n".join(lines)
 
 
 def run_study(

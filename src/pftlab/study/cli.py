@@ -7,8 +7,11 @@ from pathlib import Path
 
 
 def _study(args: argparse.Namespace) -> int:
-    from pftlab.study import run_study
+    from pftlab.study import check_study, run_study
 
+    if args.check:
+        print(check_study(Path(args.out), args.quick, args.seeds, args.benchmarks, args.methods, args.set))
+        return 0
     run_study(
         Path(args.out),
         quick=args.quick,
@@ -33,4 +36,5 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every cell's config"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--check", action="store_true", help="only validate every cell's config and data; run nothing")
     p.set_defaults(func=_study)
