@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
-from pftlab.study import run_study
+from pftlab.study import Request, run_study
 from pftlab.study.plan import CONFIGS, default_methods
 from pftlab.study.report import verdict
 
-METHODS = ["ft", "lp-ft", "proximal-ft", "sparse-ft"]
-SMALL = ["runtime.threads=1", "data.num_clients=3", "federated.rounds=2", "personalize.epochs=2"]
+METHODS = ("ft", "lp-ft", "proximal-ft", "sparse-ft")
+SMALL = ("runtime.threads=1", "data.num_clients=3", "federated.rounds=2", "personalize.epochs=2")
 
 
 def _study(out: Path, **kw) -> dict:
-    args = {"quick": True, "seeds": [0, 1], "benchmarks": ["digits-quick"], "methods": METHODS, "overrides": SMALL}
-    return run_study(out, progress=False, **{**args, **kw})
+    args = {"quick": True, "seeds": (0, 1), "benchmarks": ("digits-quick",), "methods": METHODS, "overrides": SMALL}
+    return run_study(Request(out, progress=False, **{**args, **kw}))
 
 
 def _tables(out: Path) -> tuple[bytes, bytes]:
@@ -58,7 +58,7 @@ def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> N
     assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
     assert _tables(out) == first
 
-    changed = _study(out, overrides=[*SMALL, "personalize.epochs=3"])  # another config: nothing is stale-reused
+    changed = _study(out, overrides=(*SMALL, "personalize.epochs=3"))  # another config: nothing is stale-reused
     assert changed["cells_computed"] == 2
 
 
@@ -91,7 +91,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path: Path, monkeypatch:
 def test_missing_data_skips_the_benchmark_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PFTLAB_DATA", str(tmp_path / "no-data"))
     out = tmp_path / "study"
-    record = _study(out, benchmarks=["heart", "digits-quick"], seeds=[0], overrides=["runtime.threads=1"])
+    record = _study(out, benchmarks=("heart", "digits-quick"), seeds=(0,), overrides=("runtime.threads=1",))
     assert record["benchmarks"] == ["digits-quick"]
     assert "heart" in record["skipped"] and "missing" in record["skipped"]["heart"]
     assert "- heart: data files missing" in (out / "report.md").read_text()
@@ -102,7 +102,7 @@ def test_study_keeps_its_cache_inside_the_study_dir(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("PFTLAB_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     out = tmp_path / "study"
-    _study(out, seeds=[0])
+    _study(out, seeds=(0,))
     assert list((out / "cache" / "global").glob("*.safetensors"))
     assert (out / "cache" / "decoded").resolve() == (tmp_path / "user-cache" / "pftlab" / "decoded").resolve()
 
@@ -161,7 +161,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
 
 def test_check_says_what_would_run_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "study"
-    _study(out, seeds=[0])
+    _study(out, seeds=(0,))
     args = ["study", "--out", str(out), "--quick", "--seeds", "0", "1", "--benchmarks", "digits-quick"]
     assert main([*args, "--methods", *METHODS, *(f"--set={s}" for s in SMALL), "--check"]) == 0
     assert "study OK: 2 cells, 1 finished (would be reused), 1 to run" in capsys.readouterr().out
@@ -172,12 +172,13 @@ def test_check_says_what_would_run_and_writes_nothing(tmp_path: Path, capsys: py
 def test_quick_study_runs_every_benchmark_and_method(tmp_path: Path) -> None:
     """The whole `pftlab study --quick` (minutes): opt in with `pytest -m study`."""
     out = tmp_path / "quick"
-    record = run_study(out, quick=True, overrides=["runtime.threads=1"], progress=False)
+    req = Request(out, quick=True, overrides=("runtime.threads=1",), progress=False)
+    record = run_study(req)
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert len(rows) == len(record["benchmarks"]) * (len(default_methods()) + 1)
     assert len(record["benchmarks"]) + len(record["skipped"]) == len(list(CONFIGS.glob("*.toml")))
     for name in record["benchmarks"]:
         assert (out / "figures" / f"{name}.png").is_file()
-    again = run_study(out, quick=True, overrides=["runtime.threads=1"], progress=False)
+    again = run_study(req)
     assert again["cells_computed"] == 0
     shutil.rmtree(out / "runs")

@@ -7,20 +7,21 @@ from pathlib import Path
 
 
 def _study(args: argparse.Namespace) -> int:
-    from pftlab.study import check_study, run_study
+    from pftlab.study import Request, check_study, run_study
 
-    if args.check:
-        print(check_study(Path(args.out), args.quick, args.seeds, args.benchmarks, args.methods, args.set))
-        return 0
-    run_study(
+    req = Request(
         Path(args.out),
         quick=args.quick,
-        seeds=args.seeds,
-        benchmarks=args.benchmarks,
-        methods=args.methods,
-        overrides=args.set,
+        seeds=tuple(args.seeds),
+        benchmarks=tuple(args.benchmarks or ()),
+        methods=tuple(args.methods or ()),
+        overrides=tuple(args.set),
         progress=not args.no_progress,
     )
+    if args.check:
+        print(check_study(req))
+        return 0
+    run_study(req)
     return 0
 
 

@@ -89,13 +89,25 @@ def check_seeds(seeds: list[int]) -> list[int]:
     return seeds
 
 
-def cell_config(
-    name: str, raw: dict[str, Any], seed: int, methods: list[str], quick: bool, overrides: list[str], progress: bool
-) -> Config:
+@dataclass(frozen=True)
+class Request:
+    """What a study is asked for: the command line as plain data."""
+
+    out: Path
+    quick: bool = False
+    seeds: tuple[int, ...] = (0, 1, 2)
+    benchmarks: tuple[str, ...] = ()  # () = every config in `configs`
+    methods: tuple[str, ...] = ()  # () = every method
+    overrides: tuple[str, ...] = ()
+    progress: bool = True
+    configs: Path = CONFIGS
+
+
+def cell_config(req: Request, name: str, raw: dict[str, Any], seed: int, methods: list[str]) -> Config:
     """The benchmark's config, then the quick schedule, the methods, the user's --set, the seed."""
-    changes = [*QUICK, *QUICK_DATA.get(name, ())] if quick else []
-    changes += [f"personalize.methods={json.dumps(methods)}", *overrides, f"seed={seed}"]
-    if not progress:
+    changes = [*QUICK, *QUICK_DATA.get(name, ())] if req.quick else []
+    changes += [f"personalize.methods={json.dumps(methods)}", *req.overrides, f"seed={seed}"]
+    if not req.progress:
         changes.append("runtime.progress=false")
     try:
         return from_dict(apply_overrides(json.loads(json.dumps(raw)), changes))
@@ -103,18 +115,13 @@ def cell_config(
         raise UserError(f"benchmark {name}: {err}") from None
 
 
-def plan_cells(
-    out: Path,
-    configs: dict[str, dict[str, Any]],
-    seeds: list[int],
-    methods: list[str],
-    quick: bool,
-    overrides: list[str],
-    progress: bool,
-) -> list[Cell]:
-    """Every cell, benchmark-major; every config is validated before anything runs."""
+def plan_cells(req: Request) -> list[Cell]:
+    """Every cell, benchmark-major; every argument and config is validated before anything runs."""
+    seeds = check_seeds(list(req.seeds))
+    methods = check_methods(list(req.methods))
+    configs = benchmark_configs(req.configs, list(req.benchmarks))
     return [
-        Cell(name, s, cell_config(name, raw, s, methods, quick, overrides, progress), out / "runs" / name / f"seed{s}")
+        Cell(name, s, cell_config(req, name, raw, s, methods), req.out / "runs" / name / f"seed{s}")
         for name, raw in configs.items()
         for s in seeds
     ]
