@@ -37,11 +37,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     if args.seeds:
-        agg = run_seeds(cfg, args.seeds, out)
+        agg = run_seeds(cfg, args.seeds, out, resume=not args.fresh)
         console.print(aggregate_table(agg))
         console.print(f"results in {out}/ (aggregate.json, aggregate.md, and one run directory per seed)")
         return 0
-    summary = run_experiment(cfg, out)
+    summary = run_experiment(cfg, out, resume=not args.fresh)
     console.print(summary_table(summary))
     console.print(f"results in {out}/ (summary.json, clients.csv, matrices/, local_vs_global.png, matrices.png)")
     return 0
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run once per seed into DIR/seed<k>/ and write mean ± std to DIR/aggregate.{json,md}",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--fresh", action="store_true", help="recompute everything, even a finished or interrupted run in --out"
+    )
     run.add_argument("--check", action="store_true", help=CHECK_HELP)
     run.set_defaults(func=_run)
 

@@ -33,10 +33,11 @@ from pftlab.errors import UserError
 from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
 from pftlab.evaluate.metrics import summarize
 from pftlab.experiment.config import Config, from_dict
-from pftlab.experiment.runner import client_chunks, personalize_all, personalize_chunk, set_threads
+from pftlab.experiment.runner import HEAD_CHUNKS, client_chunks, personalize_all, personalize_chunk, set_threads
 from pftlab.federated.checkpoint import global_model
 from pftlab.io import atomic_write_text, write_json
 from pftlab.models import build_model, features, head_module
+from pftlab.personalize import METHODS as METHODS_REGISTRY
 from pftlab.seeding import numpy_rng
 
 METHODS = ("ft", "lp", "lp-ft")
@@ -267,7 +268,8 @@ def run_bench(out: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
 def _train_only(model, weights, fed, cfg: Config, method: str) -> None:
     """Personalization without evaluation, every client, through the engine the runner uses."""
     params = cfg.method_params(method)
-    for ids in client_chunks(fed, cfg.runtime.batch_clients):
+    head_only = METHODS_REGISTRY[method].backbone_frozen(params, cfg.personalize)
+    for ids in client_chunks(fed, cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)):
         personalize_chunk(model, weights, method, params, cfg, [fed.clients[i] for i in ids], "head")
 
 

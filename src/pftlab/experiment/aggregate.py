@@ -18,10 +18,10 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample std (ddof = 1; 0 for a single seed) of every metric of every method."""
     methods: dict[str, Any] = {}
     for method in summaries[0]["methods"]:
-        metrics = summaries[0]["methods"][method]
+        metrics = dict.fromkeys(k for s in summaries for k in s["methods"][method])  # "failed" only where some did
         methods[method] = {}
         for metric in metrics:
-            values = np.array([s["methods"][method][metric] for s in summaries])
+            values = np.array([s["methods"][method].get(metric, 0) for s in summaries])
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             methods[method][metric] = {"mean": round(float(values.mean()), 4), "std": round(std, 4)}
     return {
@@ -32,12 +32,17 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_seeds(cfg: Config, seeds: list[int], out: Path, console: Console | None = None) -> dict[str, Any]:
+def run_seeds(
+    cfg: Config, seeds: list[int], out: Path, console: Console | None = None, resume: bool = True
+) -> dict[str, Any]:
+    """One run per seed (finished ones reused, interrupted ones resumed), then the aggregate."""
     from pftlab.report.table import aggregate_markdown
 
     if len(set(seeds)) != len(seeds) or any(not 0 <= s <= 2**62 for s in seeds):
         raise UserError(f"--seeds must be distinct integers in [0, 2^62], got {seeds}")
-    summaries = [run_experiment(cfg.model_copy(update={"seed": s}), out / f"seed{s}", console) for s in seeds]
+    summaries = [
+        run_experiment(cfg.model_copy(update={"seed": s}), out / f"seed{s}", console, resume=resume) for s in seeds
+    ]
     agg = aggregate(summaries)
     write_json(out / "aggregate.json", agg)
     atomic_write_text(out / "aggregate.md", aggregate_markdown(agg))

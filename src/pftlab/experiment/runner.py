@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import time
+import tomllib
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,7 +29,7 @@ from pftlab.engine.batched import personalize_batch, supports
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
-from pftlab.experiment.config import Config
+from pftlab.experiment.config import Config, dumps_toml
 from pftlab.experiment.results import write_results
 from pftlab.federated.checkpoint import global_model, stage_stats
 from pftlab.io import config_hash, write_json
@@ -50,6 +51,7 @@ def no_distortion_arrays(n: int) -> dict[str, np.ndarray]:
     return {k: np.full(n, v) for k, v in no_distortion().items()}
 
 
+HEAD_CHUNKS = 16  # a head-only recipe batches this many times more clients per chunk
 FAILED = -1  # a failed client's matrix row: its model does not exist, its metrics are left out
 
 
@@ -63,12 +65,20 @@ def finite(weights: Weights) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point())
 
 
+def use_batched(model: nn.Module, spec: Any, params: Any, cfg: Config) -> bool:
+    """`auto` batches head-only recipes: measured on 2 CPU cores, vmap's grouped convolutions train the
+    small CNN about 1.8x slower than one client at a time, while head steps are all overhead (docs/engine.md)."""
+    if cfg.runtime.engine == "loop" or not supports(model, spec, params, cfg.personalize):
+        return False
+    return cfg.runtime.engine == "batched" or spec.backbone_frozen(params, cfg.personalize)
+
+
 def personalize_chunk(
     model: nn.Module, start: Weights, method: str, params: Any, cfg: Config, clients: list[Any], head: str
 ) -> list[Weights | str]:
     """Each client's personalized weights, or why it failed (a non-finite loss or weight)."""
     spec = METHODS[method]
-    if cfg.runtime.engine != "loop" and supports(model, spec, params, cfg.personalize):
+    if use_batched(model, spec, params, cfg):
         results, losses = personalize_batch(
             model,
             start,
@@ -81,8 +91,8 @@ def personalize_chunk(
             head,
         )
         return [
-            w if math.isfinite(loss) and finite(w) else f"training loss became {loss} (non-finite weights or loss)"
-            for w, loss in zip(results, losses, strict=True)
+            w if math.isfinite(loss) and finite(w) else f"client {c.client_id}: training loss became {loss}"
+            for c, w, loss in zip(clients, results, losses, strict=True)
         ]
     out: list[Weights | str] = []
     for c in clients:
@@ -140,7 +150,10 @@ def personalize_all(
     chosen: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     reused = 0
-    for index, ids in enumerate(client_chunks(fed, cfg.runtime.batch_clients)):
+    spec = METHODS[method]
+    head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
+    chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
+    for index, ids in enumerate(client_chunks(fed, chunk)):
         path = store / f"{method}-{index}.json" if store else None
         done = _load_chunk(path, ids)
         if done is None:
@@ -255,13 +268,22 @@ def run_experiment(
     console: Console | None = None,
     model_fn: ModelFn | None = None,
     head: str = "head",
+    resume: bool = True,
 ) -> dict:
     """Run the whole pipeline and write the run directory; return the summary.
+
+    A run directory that already holds this config's finished run is returned as it is, and an
+    interrupted one resumes from its finished chunks of clients; `resume=False` recomputes all.
 
     `model_fn(input_shape, num_classes)` replaces the configured model with any torch module
     whose last layer is the submodule named `head`.
     """
     console = console or Console(stderr=True)
+    if not resume:
+        shutil.rmtree(out / ".partial", ignore_errors=True)
+    elif (done := finished_run(out, cfg)) is not None:
+        console.print(f"reused the finished run in {out}/ (same config and seed); --fresh recomputes it")
+        return done
     threads = set_threads(cfg.runtime.threads)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -350,7 +372,21 @@ def run_experiment(
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     extra = {"global_stage": stage_stats(ckpt), "failed_clients": {m: f for m, f in failed.items() if f}}
-    return write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
+    summary = write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
+    shutil.rmtree(out / ".partial", ignore_errors=True)  # summary.json now stands for the finished run
+    return summary
+
+
+def finished_run(out: Path, cfg: Config) -> dict | None:
+    """The summary of a finished run of this config in `out` (runtime settings aside), else None."""
+    try:
+        saved = tomllib.loads((out / "config.toml").read_text(encoding="utf-8"))
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError):
+        return None
+    now = tomllib.loads(dumps_toml(cfg))
+    saved.pop("runtime", None), now.pop("runtime", None)
+    return summary if saved == now and isinstance(summary, dict) else None
 
 
 def _drop_stale(partial: Path, keep: Path) -> None:

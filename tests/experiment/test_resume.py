@@ -1,0 +1,151 @@
+"""Interruption and numeric faults: a killed run or sweep resumes to identical results; a NaN client is left out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pftlab.experiment import runner
+from pftlab.experiment.config import load_config
+from pftlab.experiment.runner import run_experiment
+
+# 6 clients in chunks of 2 (LP, head-only, in one): 7 chunk boundaries where a kill can land
+SMALL = [
+    "data.num_clients=6",
+    "federated.rounds=10",
+    "personalize.epochs=4",
+    "method.lp-ft.lp_epochs=1",
+    "runtime.batch_clients=2",
+]
+
+
+def _cmd(quickstart: Path, out: Path, *extra: str) -> list[str]:
+    sets = [a for s in SMALL for a in ("--set", s)]
+    main = "from pftlab.cli import main; raise SystemExit(main())"
+    return [sys.executable, "-c", main, "run", str(quickstart), *sets, "--out", str(out), "--no-progress", *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
+    """Start the run and SIGKILL it as soon as `ready()` holds (polled every 10 ms)."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_sigkill_at_several_moments_then_restart_gives_identical_results(
+    quickstart: Path, tmp_path: Path, monkeypatch
+) -> None:
+    reference = tmp_path / "reference"
+    subprocess.run(_cmd(quickstart, reference), env=_env(), check=True, capture_output=True)
+    want = (reference / "summary.json").read_bytes()
+    clients_csv = (reference / "clients.csv").read_bytes()
+
+    def chunks(out: Path, n: int):
+        return lambda: len(list((out / ".partial").rglob("*.json"))) >= n
+
+    started = 0.0
+
+    def after(seconds: float):
+        return lambda: time.monotonic() - started > seconds
+
+    moments = {  # name -> when to kill
+        "early, while the global stage trains (fresh cache)": after(1.5),
+        "after 1 chunk of FT": chunks(tmp_path / "killed1", 1),
+        "after FT and LP": chunks(tmp_path / "killed2", 4),
+        "in the middle of LP-FT": chunks(tmp_path / "killed3", 5),
+    }
+    monkeypatch.setenv("PFTLAB_CACHE", str(tmp_path / "fresh-cache"))
+    reused = 0
+    for k, (name, when) in enumerate(moments.items()):
+        out = tmp_path / f"killed{k}"
+        started = time.monotonic()
+        _kill_when(_cmd(quickstart, out), when)
+        assert not (out / "summary.json").exists(), f"killed {name}: the run must not look finished"
+        done = subprocess.run(_cmd(quickstart, out), env=_env(), check=True, capture_output=True, text=True)
+        reused += "reused" in done.stdout + done.stderr
+        assert (out / "summary.json").read_bytes() == want, f"killed {name}"
+        assert (out / "clients.csv").read_bytes() == clients_csv
+        assert not (out / ".partial").exists()
+        assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
+    assert reused >= 3, "restarts after finished chunks must say what they reused"
+    assert not list((tmp_path / "fresh-cache").rglob("*.tmp*"))
+
+
+def test_a_finished_run_is_reused_and_fresh_recomputes(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    cfg = load_config(quickstart, tiny)
+    first = run_experiment(cfg, tmp_path / "run")
+    stamp = (tmp_path / "run" / "run.json").stat().st_mtime_ns
+    assert run_experiment(cfg, tmp_path / "run") == first
+    assert (tmp_path / "run" / "run.json").stat().st_mtime_ns == stamp  # nothing rewritten
+    assert run_experiment(cfg, tmp_path / "run", resume=False) == first
+    assert (tmp_path / "run" / "run.json").stat().st_mtime_ns != stamp
+
+
+def test_partial_chunks_are_reused_and_give_the_same_result(quickstart: Path, tmp_path: Path, monkeypatch) -> None:
+    cfg = load_config(quickstart, [*SMALL, "runtime.progress=false"])
+    want = run_experiment(cfg, tmp_path / "whole")
+    calls = []
+    original = runner._run_chunk
+
+    def crash_on_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # the user presses Ctrl-C in the middle of the second method
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_chunk", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "cut")
+    assert len(list((tmp_path / "cut" / ".partial").rglob("*.json"))) == 3
+    calls.clear()
+    monkeypatch.setattr(runner, "_run_chunk", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    assert run_experiment(cfg, tmp_path / "cut") == want
+    assert len(calls) == 7 - 3  # FT 3 chunks, LP 1 (head-only: one chunk), LP-FT 3; only unfinished ones ran
+
+
+def test_a_nan_client_is_left_out_and_named(quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch) -> None:
+    cfg = load_config(quickstart, tiny)
+    build = runner.build_federation
+
+    def poisoned(data_cfg, seed):
+        fed = build(data_cfg, seed)
+        c = fed.clients[2]
+        x = c.train.x.copy()
+        x[0] = np.inf  # one sample of client 2 makes its loss non-finite
+        clients = list(fed.clients)
+        clients[2] = dataclasses.replace(c, train=dataclasses.replace(c.train, x=x))
+        # the partition hash covers the data bytes: poisoned data is another federation (no cached global model)
+        return dataclasses.replace(fed, clients=clients, partition_hash=fed.partition_hash + "-poisoned")
+
+    monkeypatch.setattr(runner, "build_federation", poisoned)
+    summary = run_experiment(cfg, tmp_path / "run")
+    failed = summary["failed_clients"]
+    for m in ("ft", "lp", "lp-ft"):  # the loop (FT, LP-FT) and the batched engine (LP) both stop it
+        assert [f["client"] for f in failed[m]] == [2] and "nan" in failed[m][0]["reason"], m
+    assert summary["methods"]["ft"]["failed"] == 1
+    # the global stage rejected client 2's non-finite updates instead of averaging them in
+    assert summary["global_stage"]["updates_rejected"] >= 1
+    for m in ("ft", "lp", "lp-ft"):
+        metrics = summary["methods"][m]
+        assert all(np.isfinite(v) for v in metrics.values()), m
+    rows = [r for r in (tmp_path / "run" / "clients.csv").read_text().splitlines() if r.startswith("ft,2,")]
+    assert rows and "nan" in rows[0]
+    json.loads((tmp_path / "run" / "summary.json").read_text())  # valid JSON: no bare NaN
