@@ -146,7 +146,7 @@ def _bench(args: argparse.Namespace) -> int:
     from pftlab.engine.bench import run_bench
 
     console = Console(stderr=True)
-    result = run_bench(Path(args.out), lambda line: console.print(line))
+    result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
     return 0 if result["metrics_max_abs_diff"] <= result["metrics_tolerance"] else 1
 
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and through benchmarks/reference_loop.py in the same process; writes bench.json and bench.md",
     )
     bench.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.md (default runs/bench)")
+    bench.add_argument("--quick", action="store_true", help="a seconds-long smoke run of the same code on tiny data")
     bench.set_defaults(func=_bench)
 
     from pftlab.study.cli import add_study_parser
