@@ -1,7 +1,7 @@
 """Flower as pftlab's engine: a real SuperLink and SuperNodes on 127.0.0.1, and the simulation engine.
 
-Every process these tests start runs in its own process group and is killed in a `finally`;
-telemetry is off and FLWR_HOME is a temporary folder.
+Every process these tests start runs in its own process group and is killed in a `finally`
+(tests/integrations/flower_cluster.py); telemetry is off and FLWR_HOME is a temporary folder.
 """
 
 from __future__ import annotations
@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +20,7 @@ pytest.importorskip("flwr", reason="Flower is not installed: pip install 'pftlab
 
 import torch
 from safetensors.torch import load_file
+from tests.integrations.flower_cluster import QUICKSTART, TINY, deployment, descendants
 
 from pftlab.data.benchmarks import build_federation
 from pftlab.errors import UserError
@@ -35,143 +32,15 @@ from pftlab.integrations.flower.steps import config_json
 
 pytestmark = pytest.mark.flower
 
-BIN = Path(sys.executable).parent
-QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.toml"
-# 3 clients of the quick digits federation, 2 FedAvg rounds, LP-FT: a few seconds of compute.
-TINY = [
-    'data.size="quick"',
-    "data.num_clients=3",
-    "federated.rounds=2",
-    'personalize.methods=["lp-ft"]',
-    "personalize.epochs=2",
-    "method.lp-ft.lp_epochs=1",
-    "runtime.threads=1",
-    "runtime.progress=false",
-]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def flower_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        FLWR_HOME=str(home),
-        FLWR_TELEMETRY_ENABLED="0",
-        FLWR_DISABLE_UPDATE_CHECK="1",
-        OMP_NUM_THREADS="1",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    return env
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (SuperExec, ClientApp, Ray workers start their own sessions)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@contextmanager
-def processes() -> Iterator[list[subprocess.Popen]]:
-    """Started processes, each in its own group; every group is killed on the way out."""
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            for pid in [*descendants(p.pid), p.pid]:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=30)
-
-
-def start(started: list[subprocess.Popen], cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    out = log.open("wb")
-    p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
-    started.append(p)
-    return p
-
-
-def wait_healthy(port: int, seconds: float = 60) -> None:
-    """Until the SuperLink's HTTP API answers (the Control API takes runs only then)."""
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the SuperLink on port {port} did not answer within {seconds:.0f} s")
-
-
-def wait_for(path: Path, procs: list[subprocess.Popen], logs: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.is_file():
-        dead = [p.args for p in procs if p.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            text = "\n".join(
-                f"== {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(logs.glob("*.log"))
-            )
-            pytest.fail(f"no {path.name} after {seconds:.0f} s (exited early: {dead})\n{text}")
-        time.sleep(0.5)
-
-
-def run_deployment(tmp: Path, overrides: list[str], kill_client: int | None = None) -> tuple[dict, float]:
+def run_deployment(tmp: Path, overrides: list[str]) -> tuple[dict, float]:
     """SuperLink + one SuperNode per exported client + `flwr run`; (summary.json, seconds)."""
     t0 = time.perf_counter()
-    cfg = load_config(QUICKSTART, overrides)
-    run_dir = tmp / "run"
-    partitions = export(cfg, tmp / "export", run_dir, round_timeout=60.0, nodes_timeout=60.0)
-    home, logs = tmp / "flwr-home", tmp / "logs"
-    home.mkdir()
-    logs.mkdir()
-    env = flower_env(home)
-    link = free_port()
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "test"\n\n[superlink.test]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
-    )
-    with processes() as started:
-        start(
-            started,
-            [str(BIN / "flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(link),
-             "--disable-runtime-dependency-installation"],
-            env, logs / "superlink.log",
-        )  # fmt: skip
-        for k, path in enumerate(partitions):
-            start(
-                started,
-                [str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{link}",
-                 "--port", str(free_port()), "--node-config", f'partition-file="{path}"'],
-                env, logs / f"supernode{k}.log",
-            )  # fmt: skip
-        wait_healthy(link)
-        submit = subprocess.run(
-            [str(BIN / "flwr"), "run", str(tmp / "export" / "app"), "test", "--format", "json"],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert submit.returncode == 0 and json.loads(submit.stdout)["success"], submit.stdout + submit.stderr
-        wait_for(run_dir / "summary.json", started, logs, 150)
-    return json.loads((run_dir / "summary.json").read_text()), time.perf_counter() - t0
+    with deployment(tmp, overrides) as d:
+        run_id = d.submit()
+        summary = d.wait_summary(150)
+        assert d.status(run_id) == "finished:completed", d.all_logs()
+    return summary, time.perf_counter() - t0
 
 
 def test_deployment_engine_superlink_and_three_supernodes(tmp_path: Path) -> None:

@@ -55,17 +55,17 @@ def write_results(
     rows: list[list[Any]] = [[*header, *DISTORTION]]
     for method, hits in correct.items():
         pc = per_client(hits, sizes)
-        for c in fed.clients:
-            i = c.client_id
+        for i, c in enumerate(fed.clients):  # row i of the matrices; c.client_id names it (a subset keeps its ids)
             dist = distortions.get(method, {})
             rows.append(
-                [method, i, c.domain, len(c.train), len(c.test)]
+                [method, c.client_id, c.domain, len(c.train), len(c.test)]
                 + [round(float(pc[k][i]), 4) for k in ("local", "global", "global_balanced", "worst")]
                 + [round(float(dist[k][i]), 6) if k in dist else "" for k in DISTORTION]
             )
         acc = accuracy_matrix(hits, sizes).round(4)
-        header = ["model \\ test", *(f"client{j}" for j in range(len(sizes)))]
-        body = [[f"client{i}", *r] for i, r in enumerate(acc.tolist())]
+        names = [f"client{c.client_id}" for c in fed.clients]
+        header = ["model \\ test", *names]
+        body = [[name, *r] for name, r in zip(names, acc.tolist(), strict=True)]
         atomic_write_text(out / "matrices" / f"{method}.csv", _csv([header, *body]))
     atomic_write_text(out / "clients.csv", _csv(rows))
     summary = {

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from logging import WARN
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 
 from pftlab import __version__
@@ -38,14 +40,70 @@ def main(grid: Grid, context: Context) -> None:
     run_federation(grid, context.run_config)
 
 
+SILENT = "silent"  # no reply within round-timeout
+
+
 def _send(
     grid: Grid, node_ids: list[int], kind: str, content: dict[str, Any], timeout: float | None
-) -> dict[int, Message]:
-    """Send one message per node and return the good replies by node id (errors and silence dropped)."""
+) -> tuple[dict[int, Message], dict[int, str]]:
+    """Send one message per node: (good replies by node id, what went wrong by node id).
+
+    What went wrong: SILENT (no reply within `timeout`), "not connected" (the SuperLink no longer
+    lists the node) or the error the node or the SuperLink replied with.
+    """
     alive = set(grid.get_node_ids())
+    failed = {n: "not connected" for n in node_ids if n not in alive}
     messages = [Message(RecordDict(content), n, kind) for n in node_ids if n in alive]
-    replies = grid.send_and_receive(messages, timeout=timeout) if messages else []
-    return {r.metadata.src_node_id: r for r in replies if not r.has_error()}
+    replies = list(grid.send_and_receive(messages, timeout=timeout)) if messages else []
+    # an error the SuperLink makes (node offline) comes from the SuperLink, not the node: match by message id
+    dst = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+    good: dict[int, Message] = {}
+    for r in replies:
+        node = dst.get(r.metadata.reply_to_message_id, r.metadata.src_node_id)
+        if r.has_error():
+            failed[node] = f"error {r.error.code}: {r.error.reason}"
+        else:
+            good[node] = r
+    for m in messages:
+        if m.metadata.dst_node_id not in good:
+            failed.setdefault(m.metadata.dst_node_id, SILENT)
+    return good, failed
+
+
+class Nodes:
+    """The node of every client, and what went wrong with them.
+
+    A node that fails (an error reply) is asked again next time. A node that stays silent for a
+    whole round-timeout is taken as gone (a dead machine: a restarted SuperNode joins with a new
+    node id that this run does not know) and is not asked again, so that it costs one
+    round-timeout, not one per message.
+    """
+
+    def __init__(self, grid: Grid, clients: dict[int, dict[str, Any]], timeout: float | None) -> None:
+        self.grid, self.clients, self.timeout = grid, clients, timeout
+        self.events: list[dict[str, Any]] = []  # one per client that did not answer a message
+        self.gone: set[int] = set()  # clients whose node stayed silent
+
+    def ask(self, kind: str, clients: list[int], content: dict[str, Any], rnd: int | None = None) -> dict[int, Message]:
+        """Send to the nodes of `clients`; their good replies by client id (a reply names its client)."""
+        asked = [c for c in clients if c not in self.gone]
+        good, failed = _send(self.grid, [self.clients[c]["node"] for c in asked], kind, content, self.timeout)
+        by_node = {self.clients[c]["node"]: c for c in asked}
+        for node, why in failed.items():
+            cid = by_node[node]
+            if why == SILENT:
+                self.gone.add(cid)
+                why = f"no reply within round-timeout ({self.timeout:g} s); not asked again"
+            self._record(kind, rnd, cid, why)
+        for cid in sorted(set(clients) - set(asked)):
+            self._record(kind, rnd, cid, "its node stayed silent before; not asked")
+        return {int(r.content["metrics"]["client-id"]): r for r in good.values()}
+
+    def _record(self, kind: str, rnd: int | None, cid: int, why: str) -> None:
+        event = {"message": kind, "round": rnd, "client": cid, "node": self.clients[cid]["node"], "why": why}
+        self.events.append(event)
+        flwr_log(WARN, "pftlab: client %d (node %d) missing in %s%s: %s", cid, event["node"], kind,
+            "" if rnd is None else f" round {rnd}", why)  # fmt: skip
 
 
 def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float | None) -> dict[int, dict[str, Any]]:
@@ -56,7 +114,7 @@ def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float |
     expected: int | None = None
     while expected is None or len(clients) < expected:
         new = [n for n in grid.get_node_ids() if n not in asked]
-        for node, reply in _send(grid, new, "query", {"pftlab": cfg_record}, timeout).items():
+        for node, reply in _send(grid, new, "query", {"pftlab": cfg_record}, timeout)[0].items():
             info = dict(reply.content["info"])
             cid = int(info["client-id"])
             if cid in clients:
@@ -76,19 +134,19 @@ def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float |
 
 
 def global_stage(
-    grid: Grid,
+    nodes: Nodes,
     cfg: Config,
     cfg_record: ConfigRecord,
-    clients: dict[int, dict[str, Any]],
     weights: Weights,
     params: frozenset[str],
-    timeout: float | None,
 ) -> tuple[Weights, list[dict[str, Any]], StageStats]:
     """The rounds of cfg.federated.algorithm, as pftlab.federated.run_rounds runs them in-process.
 
     Same schedule, same dropout draws, updates in client-id order into the same server_round; a
-    node that fails or stays silent is left out of its round (recorded as missing).
+    node that fails or stays silent is left out of its round (recorded as missing), the round
+    goes on with the others.
     """
+    clients = nodes.clients
     algorithm = ALGORITHMS[cfg.federated.algorithm]
     server_state: dict[str, torch.Tensor] = {}
     stats, log = StageStats(), []
@@ -101,8 +159,7 @@ def global_stage(
             "arrays": ArrayRecord.from_torch_state_dict(weights),
             "payload": ArrayRecord.from_torch_state_dict(algorithm.payload(server_state)),
         }
-        replies = _send(grid, [clients[c]["node"] for c in active], "train", content, timeout)
-        by_client = {int(r.content["metrics"]["client-id"]): r for r in replies.values()}
+        by_client = nodes.ask("train", active, content, rnd)
         owners = [c for c in active if c in by_client]
         updates = [
             ClientUpdate(
@@ -154,16 +211,13 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     timings["discover"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    weights, rounds, stats = global_stage(grid, cfg, cfg_record, clients, weights, params, timeout)
+    nodes = Nodes(grid, clients, timeout)
+    weights, rounds, stats = global_stage(nodes, cfg, cfg_record, weights, params)
     timings["global"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    nodes = [c["node"] for c in clients.values()]
     content = {"pftlab": cfg_record, "arrays": ArrayRecord.from_torch_state_dict(weights)}
-    personal = {
-        int(r.content["metrics"]["client-id"]): r
-        for r in _send(grid, nodes, "train.personalize", content, timeout).values()
-    }
+    personal = nodes.ask("train.personalize", list(clients), content)
     timings["personalize"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -175,10 +229,7 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     for cid, reply in personal.items():
         for method in cfg.personalize.methods:
             models[f"model/{method}/{cid}"] = reply.content[f"model/{method}"]
-    scored = {
-        int(r.content["metrics"]["client-id"]): dict(r.content["metrics"])
-        for r in _send(grid, [clients[c]["node"] for c in personal], "evaluate", models, timeout).values()
-    }
+    scored = {c: dict(r.content["metrics"]) for c, r in nodes.ask("evaluate", sorted(personal), models).items()}
     timings["evaluate"] = time.perf_counter() - t0
 
     kept = sorted(set(personal) & set(scored))  # clients whose model and test split both took part
@@ -204,6 +255,7 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
         "rounds": rounds,
         "missing_in_personalization": sorted(set(clients) - set(personal)),
         "missing_in_evaluation": sorted(set(personal) - set(scored)),
+        "missing": nodes.events,  # every message a client's node did not answer, and why
     }
     write_json(out / "flower.json", federation)
     run_info = {
@@ -213,18 +265,34 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
         "threads": threads,
         "seconds": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
     }
-    summary = write_results(out, cfg, shape_only(clients, kept), correct, sizes, run_info, searched or None)
-    if missing or any(r["missing"] for r in rounds):
-        summary["missing_clients"] = {
-            "rounds": {r["round"]: r["missing"] for r in rounds if r["missing"]},
-            "matrix": missing,
-        }
-        write_json(out / "summary.json", summary)
-    return summary
+    extra = {}
+    if nodes.events:
+        extra["missing_clients"] = missing_summary(nodes.events, rounds, missing, kept)
+    fed = shape_only(clients, kept)
+    return write_results(out, cfg, fed, correct, sizes, run_info, searched or None, extra=extra or None)
+
+
+def missing_summary(
+    events: list[dict[str, Any]], rounds: list[dict[str, Any]], missing: list[int], kept: list[int]
+) -> dict[str, Any]:
+    """summary.json's record of the clients whose nodes did not answer (node ids, which are random, in flower.json)."""
+    first: dict[int, dict[str, Any]] = {}
+    for e in events:
+        first.setdefault(e["client"], e)
+    return {
+        "rounds": {str(r["round"]): r["missing"] for r in rounds if r["missing"]},
+        "personalization": sorted({e["client"] for e in events if e["message"] == "train.personalize"}),
+        "evaluation": sorted({e["client"] for e in events if e["message"] == "evaluate"}),
+        "matrix": missing,  # left out of the matrices and of every metric
+        "matrix_clients": kept,
+        "first_missed": {
+            str(c): {"message": e["message"], "round": e["round"], "why": e["why"]} for c, e in sorted(first.items())
+        },
+    }
 
 
 def shape_only(clients: dict[int, dict[str, Any]], kept: list[int]) -> FederatedData:
-    """A FederatedData with the nodes' split sizes, domains and ids but no samples, for the run directory."""
+    """A FederatedData with the nodes' split sizes, domains and client ids but no samples, for the run directory."""
 
     def empty(n: int) -> Dataset:
         return Dataset(np.empty((int(n), 0), np.float32), np.zeros(int(n), np.int64), int(first["num-classes"]))
@@ -233,8 +301,14 @@ def shape_only(clients: dict[int, dict[str, Any]], kept: list[int]) -> Federated
     return FederatedData(
         name=str(first["benchmark"]),
         clients=[
-            ClientData(i, empty(c["n-train"]), empty(c["n-val"]), empty(c["n-test"]), str(c["domain"]))
-            for i, c in enumerate(clients[k] for k in kept)
+            ClientData(
+                k,
+                empty(clients[k]["n-train"]),
+                empty(clients[k]["n-val"]),
+                empty(clients[k]["n-test"]),
+                str(clients[k]["domain"]),
+            )
+            for k in kept  # their own ids: a missing client leaves a gap
         ],
         num_classes=int(first["num-classes"]),
         input_shape=tuple(json.loads(first["input-shape"])),
