@@ -17,6 +17,7 @@ from pftlab.data.dataset import Dataset
 from pftlab.errors import UserError
 from pftlab.experiment.config import OptimizerConfig
 from pftlab.models.heads import features, head_module
+from pftlab.models.layout import channels_last
 from pftlab.personalize.recipe import Phase
 from pftlab.seeding import numpy_rng
 
@@ -122,6 +123,23 @@ def train(
     A head-only phase trains the head on backbone features computed once (the backbone is
     frozen, so they cannot change): the cost of linear probing is one forward pass.
     """
+    with channels_last(model):
+        return _train(model, phases, data, optim, seed, purpose, client, head, on_epoch, grad_correction, prox_to)
+
+
+def _train(
+    model: nn.Module,
+    phases: Sequence[Phase],
+    data: Dataset,
+    optim: OptimizerConfig,
+    seed: int,
+    purpose: str,
+    client: int,
+    head: str,
+    on_epoch: Callable[[int, float], None] | None,
+    grad_correction: dict[str, torch.Tensor] | None,
+    prox_to: dict[str, torch.Tensor] | None,
+) -> float:
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     start = {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
     start = start if prox_to is None else prox_to

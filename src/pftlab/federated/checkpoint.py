@@ -20,7 +20,9 @@ from pftlab.experiment.config import Config
 from pftlab.federated.rounds import StageStats, run_global_stage
 from pftlab.io import Weights, cache_dir, config_hash, load_weights, save_weights
 
-FORMAT = 4  # 2: named CNN blocks; 3: algorithms beyond FedAvg, dropout, stage counts; 4: SCAFFOLD momentum steps
+# 2: named CNN blocks; 3: algorithms beyond FedAvg, dropout, stage counts; 4: SCAFFOLD momentum steps;
+# 5: channels-last training (other rounding)
+FORMAT = 5
 
 
 def checkpoint_key(fed: FederatedData, cfg: Config) -> str:

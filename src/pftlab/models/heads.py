@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from pftlab.models.layout import channels_last
+
 
 def head_module(model: nn.Module, head: str) -> nn.Module:
     try:
@@ -38,11 +40,15 @@ def _head_replaced(model: nn.Module, head: str) -> Iterator[None]:
 
 
 @torch.no_grad()
-def features(model: nn.Module, head: str, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """The head's inputs for every sample of x, computed in eval mode (frozen backbone)."""
+def features(model: nn.Module, head: str, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The head's inputs for every sample of x, computed in eval mode (frozen backbone).
+
+    Batches of 256 in channels-last layout: measured 2.6x faster than batches of 2048 in the
+    default layout for the small CNN on 2 cores (large batches fall out of cache).
+    """
     was_training = model.training
     model.eval()
-    with _head_replaced(model, head):
+    with _head_replaced(model, head), channels_last(model):
         out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return out
