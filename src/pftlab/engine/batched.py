@@ -58,15 +58,22 @@ def personalize_batch(
     plan = method.checked_plan(params, budget)
     results, losses = [], [0.0] * len(clients)
     for run in plan.runs:
-        stacked, run_losses = train_batch(model, start, run.phases, data, clients, budget, seed, run.order, head)
-        results.append(unstack(stacked, len(clients)))
+        stacked, shared, run_losses = train_batch(
+            model, start, run.phases, data, clients, budget, seed, run.order, head
+        )
+        ok = torch.ones(len(clients), dtype=torch.bool)
+        for t in stacked.values():
+            ok &= torch.isfinite(t).flatten(1).all(1)
+        run_losses = [loss if good else math.nan for loss, good in zip(run_losses, ok.tolist(), strict=True)]
+        results.append(unstack(stacked, shared, len(clients)))
         losses = [b if math.isfinite(a) else a for a, b in zip(losses, run_losses, strict=True)]  # nan sticks
     model.load_state_dict(start)
     return [plan.combine(start, [r[k] for r in results]) for k in range(len(clients))], losses
 
 
-def unstack(stacked: Stacked, n: int) -> list[Weights]:
-    return [{name: t[k].clone() for name, t in stacked.items()} for k in range(n)]
+def unstack(stacked: Stacked, shared: Weights, n: int) -> list[Weights]:
+    """Per-client weights; the tensors no phase trained are shared by all clients, not copied."""
+    return [{**shared, **{name: t[k].clone() for name, t in stacked.items()}} for k in range(n)]
 
 
 def _padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -78,8 +85,10 @@ def _padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def _client_features(model: nn.Module, stacked: Stacked, k: int, head: str, x: torch.Tensor) -> torch.Tensor:
-    model.load_state_dict({n: t[k] for n, t in stacked.items()})
+def _client_features(
+    model: nn.Module, stacked: Stacked, shared: Weights, k: int, head: str, x: torch.Tensor
+) -> torch.Tensor:
+    model.load_state_dict({**shared, **{n: t[k] for n, t in stacked.items()}})
     return features(model, head, x)
 
 
@@ -93,10 +102,14 @@ def train_batch(
     seed: int,
     purpose: str,
     head: str = "head",
-) -> tuple[Stacked, list[float]]:
-    """`train` for every client at once; returns stacked weights and each client's last-epoch mean loss."""
+) -> tuple[Stacked, Weights, list[float]]:
+    """`train` for every client at once: stacked trained weights, the untouched (shared) ones, last-epoch losses."""
     n_clients = len(clients)
-    stacked: Stacked = {n: t.detach().unsqueeze(0).repeat(n_clients, *[1] * t.dim()) for n, t in start.items()}
+    trained = set().union(*(trained_params(model, p.train, head) for p in phases))
+    stacked: Stacked = {
+        n: t.detach().unsqueeze(0).repeat(n_clients, *[1] * t.dim()) for n, t in start.items() if n in trained
+    }
+    shared = {n: t.detach().clone() for n, t in start.items() if n not in trained}  # never aliases the model
     xs = [torch.from_numpy(d.x) for d in data]
     ys = [torch.from_numpy(d.y).long() for d in data]
     sizes = [len(y) for y in ys]
@@ -113,7 +126,7 @@ def train_batch(
             net = head_module(model, head)
             prefix = head + "."
             if moved:
-                feats = [_client_features(model, stacked, k, head, x) for k, x in enumerate(xs)]
+                feats = [_client_features(model, stacked, shared, k, head, x) for k, x in enumerate(xs)]
             else:
                 model.load_state_dict(start)
                 feats = list(features(model, head, torch.cat(xs)).split(sizes))
@@ -122,13 +135,13 @@ def train_batch(
             net, prefix, inputs = model, "", _padded(xs)
             moved = True
         net.train()
-        local = {n: n.removeprefix(prefix) for n in stacked if n.startswith(prefix)}
-        fixed = {local[n]: stacked[n] for n in local if n not in names}
+        local = {n: n.removeprefix(prefix) for n in start if n.startswith(prefix)}
+        fixed = {local[n]: stacked[n] for n in local if n not in names and n in stacked}
+        common = {local[n]: shared[n] for n in local if n in shared}  # the same for every client
 
         linear = isinstance(net, nn.Linear) and phase.flood is None and not phase.proximal_mu and len(names) == 2
-        step = (
-            _linear_step(prefix) if linear else vmap(grad_and_value(_loss_fn(net, phase, prefix, origin), has_aux=True))
-        )
+        loss_fn = _loss_fn(net, phase, prefix, origin)
+        step = _linear_step() if linear else vmap(grad_and_value(loss_fn, has_aux=True), in_dims=(0, 0, None, 0, 0, 0))
         buffers: dict[str, torch.Tensor] = {}
         for _ in range(phase.epochs):
             steps = max(math.ceil(n / optim.batch_size) for n in sizes)
@@ -143,22 +156,22 @@ def train_batch(
                 active = weight.sum(1) > 0
                 rows = torch.arange(n_clients).unsqueeze(1)
                 trainable = {local[n]: stacked[n] for n in names}
-                grads, (_, data_loss) = step(trainable, fixed, inputs[rows, idx], y_pad[rows, idx], weight)
+                grads, (_, data_loss) = step(trainable, fixed, common, inputs[rows, idx], y_pad[rows, idx], weight)
                 _sgd(stacked, {n: grads[local[n]] for n in names}, buffers, active, phase.lr, optim)
                 totals += data_loss.double() * weight.sum(1)
             for k in range(n_clients):
                 losses[k] = float(totals[k] / sizes[k])
             epoch += 1
-    return stacked, losses
+    return stacked, shared, losses
 
 
-def _linear_step(prefix: str):
+def _linear_step():
     """Cross-entropy gradients of a linear head in closed form: two batched matmuls, no autograd.
 
     d loss / d logits = (softmax - onehot) / batch, so dW = g^T x and db = sum g, per client.
     """
 
-    def step(trainable, frozen, x, y, mask):
+    def step(trainable, frozen, common, x, y, mask):
         w, b = trainable["weight"], trainable["bias"]
         logits = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
         count = mask.sum(1).clamp(min=1)
@@ -180,11 +193,12 @@ def _loss_fn(net: nn.Module, phase: Phase, prefix: str, origin: Weights):
     def loss_fn(
         trainable: dict[str, torch.Tensor],
         frozen: dict[str, torch.Tensor],
+        common: dict[str, torch.Tensor],
         x: torch.Tensor,
         y: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = functional_call(net, {**frozen, **trainable}, (x,))
+        logits = functional_call(net, {**common, **frozen, **trainable}, (x,))
         data_loss = (F.cross_entropy(logits, y, reduction="none") * mask).sum() / mask.sum().clamp(min=1)
         loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
         if phase.proximal_mu:

@@ -91,7 +91,7 @@ def personalize_chunk(
             head,
         )
         return [
-            w if math.isfinite(loss) and finite(w) else f"client {c.client_id}: training loss became {loss}"
+            w if math.isfinite(loss) else f"client {c.client_id}: training loss or weights became {loss}"
             for c, w, loss in zip(clients, results, losses, strict=True)
         ]
     out: list[Weights | str] = []
