@@ -209,7 +209,7 @@ def work_child(side: str, quick: bool = False) -> dict[str, float]:
         params = {m: cfg.method_params(m).model_dump() for m in METHODS}
         reference_module().run(model, fed, params, cfg.personalize, order)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"peak_mib": round(peak - before, 1), "before_mib": round(before, 1)}
+    return {"peak_mib": round(peak - before, 1), "before_mib": round(before, 1)}  # peak_mib: added by the work
 
 
 def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:
@@ -276,7 +276,8 @@ def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False
 
     say("peak memory of each side's work, each in its own child process")
     for side in ("pftlab", "reference"):
-        rows[0][f"{side}_peak_mib"] = _child("work_child", f"{side!r}, {quick}")["peak_mib"]
+        got = _child("work_child", f"{side!r}, {quick}")
+        rows[0][f"{side}_peak_mib"], rows[0][f"{side}_added_mib"] = got["before_mib"] + got["peak_mib"], got["peak_mib"]
     say(f"memory: {small} and {large} clients holding the same data (child processes)")
     mem100, mem1000 = _memory(small, quick), _memory(large, quick)
     result = {
@@ -327,14 +328,15 @@ def bench_markdown(r: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['threads']} torch threads, torch {m['torch']}",
         "",
-        "| work | pftlab | reference | ratio | peak memory added by the work (pftlab / reference) |",
+        "| work | pftlab | reference | ratio | peak RSS, pftlab / reference (added by the work) |",
         "|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         ref = f"{row['reference_s']:.1f} s" if row["reference_s"] is not None else "-"
         ratio = f"{row['reference_s'] / row['pftlab_s']:.2f}x" if row["reference_s"] is not None else "-"
         mem = (
-            f"{row['pftlab_peak_mib']:.0f} / {row['reference_peak_mib']:.0f} MiB"
+            f"{row['pftlab_peak_mib']:.0f} / {row['reference_peak_mib']:.0f} MiB "
+            f"(+{row['pftlab_added_mib']:.0f} / +{row['reference_added_mib']:.0f})"
             if row["pftlab_peak_mib"] is not None
             else "-"
         )
