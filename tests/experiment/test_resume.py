@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,24 @@ def test_sigkill_at_several_moments_then_restart_gives_identical_results(
         assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
     assert reused >= 3, "restarts after finished chunks must say what they reused"
     assert not list((tmp_path / "fresh-cache").rglob("*.tmp*"))
+
+
+def test_a_sweep_killed_in_its_second_seed_resumes_to_the_same_aggregate(quickstart: Path, tmp_path: Path) -> None:
+    """`run --seeds 0 1`: killed once seed 0 is finished and seed 1 has a finished chunk, then restarted."""
+    seeds = ["--seeds", "0", "1"]
+    whole = tmp_path / "whole"
+    subprocess.run(_cmd(quickstart, whole, *seeds), env=_env(), check=True, capture_output=True)
+    out = tmp_path / "killed"
+    _kill_when(
+        _cmd(quickstart, out, *seeds),
+        lambda: (out / "seed0" / "summary.json").exists() and any((out / "seed1" / ".partial").rglob("*.json")),
+    )
+    assert (out / "seed0" / "summary.json").exists() and not (out / "aggregate.json").exists()
+    done = subprocess.run(_cmd(quickstart, out, *seeds), env=_env(), check=True, capture_output=True, text=True)
+    said = done.stdout + done.stderr
+    assert "reused the finished run" in said and re.search(r"reused \d+ chunk", said)  # seed 0 whole, 1 in part
+    for name in ("aggregate.json", "aggregate.md", "seed0/summary.json", "seed1/summary.json"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
 
 
 def test_a_finished_run_is_reused_and_fresh_recomputes(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:

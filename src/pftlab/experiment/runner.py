@@ -386,7 +386,11 @@ def finished_run(out: Path, cfg: Config) -> dict | None:
         return None
     now = tomllib.loads(dumps_toml(cfg))
     saved.pop("runtime", None), now.pop("runtime", None)
-    return summary if saved == now and isinstance(summary, dict) else None
+    if saved != now or not isinstance(summary, dict) or not isinstance(summary.get("methods"), dict):
+        return None
+    order = ["global-model", *cfg.personalize.methods]  # summary.json sorts its keys; callers want run order
+    summary["methods"] = {m: summary["methods"][m] for m in order if m in summary["methods"]}
+    return summary
 
 
 def _drop_stale(partial: Path, keep: Path) -> None:
