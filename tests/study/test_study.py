@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
-from pftlab.study import Request, run_study
 from pftlab.study.plan import CONFIGS, default_methods
 from pftlab.study.report import verdict
+from pftlab.study.run import Request, run_study
 
 METHODS = ("ft", "lp-ft", "proximal-ft", "sparse-ft")
 SMALL = ("runtime.threads=1", "data.num_clients=3", "federated.rounds=2", "personalize.epochs=2")

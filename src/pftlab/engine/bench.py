@@ -17,7 +17,6 @@ import platform
 import resource
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -85,43 +84,11 @@ def reference_module() -> Any:
     return module
 
 
-class PeakRSS:
-    """Peak resident memory above the start of a block, sampled every 5 ms from /proc/self/statm."""
-
-    def __enter__(self) -> PeakRSS:
-        self.start = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def mib(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
-def _rss() -> int:
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - t0
-    return out, seconds, mem.mib
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """fn's result and its wall time; memory is measured in child processes (work_child, memory_child)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
 
 
 def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
@@ -228,13 +195,13 @@ def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False
     rows: list[dict[str, Any]] = []
 
     say("pftlab: FT, LP, LP-FT on every client + cross-client matrices")
-    ours, t_ours, _ = timed(lambda: pftlab_work(model, weights, fed, cfg))
+    ours, t_ours = timed(lambda: pftlab_work(model, weights, fed, cfg))
     say(f"  {t_ours:.1f} s")
     say("reference loop: the same work, one model object and DataLoader per client")
     model.load_state_dict(weights)
     params = {m: cfg.method_params(m).model_dump() for m in METHODS}
     order = lambda client, epoch, n: numpy_rng(cfg.seed, "personalize", client, epoch).permutation(n)  # noqa: E731
-    ref, t_ref, _ = timed(lambda: reference.run(model, fed, params, cfg.personalize, order))
+    ref, t_ref = timed(lambda: reference.run(model, fed, params, cfg.personalize, order))
     say(f"  {t_ref:.1f} s")
     rows.append(
         {
@@ -252,14 +219,14 @@ def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False
     model.load_state_dict(weights)
     _train_only(model, weights, fed, cfg, "lp")  # warm: the first vmap call pays a one-time set-up
     features(model, "head", train_x)
-    _, t_forward, _ = timed(lambda: features(model, "head", train_x))
+    _, t_forward = timed(lambda: features(model, "head", train_x))
     lp_costs = {}
     for epochs in (cfg.personalize.epochs, 4 * cfg.personalize.epochs):
         budget = cfg.model_copy(update={"personalize": cfg.personalize.model_copy(update={"epochs": epochs})})
-        _, t_lp, _ = timed(lambda b=budget: _train_only(model, weights, fed, b, "lp"))
+        _, t_lp = timed(lambda b=budget: _train_only(model, weights, fed, b, "lp"))
         lp_costs[epochs] = t_lp / t_forward
     say("FT training alone, for its FLOP rate")
-    _, t_ft, _ = timed(lambda: _train_only(model, weights, fed, cfg, "ft"))
+    _, t_ft = timed(lambda: _train_only(model, weights, fed, cfg, "ft"))
     n_train = sum(len(c.train) for c in fed.clients)
     ft_flops = ft_flops_per_sample(build_model(cfg.model, fed.input_shape, fed.num_classes, 0), fed.input_shape, 32)
     achieved = ft_flops * n_train * cfg.personalize.epochs / t_ft

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _study(args: argparse.Namespace) -> int:
-    from pftlab.study import Request, check_study, run_study
+    from pftlab.study.run import Request, check_study, run_study
 
     req = Request(
         Path(args.out),

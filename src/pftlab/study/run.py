@@ -1,0 +1,73 @@
+"""Run a study: plan the cells, run the unfinished ones, aggregate, write the tables and the report."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pftlab.errors import UserError
+from pftlab.experiment.aggregate import aggregate
+from pftlab.io import write_json
+from pftlab.study.plan import Request, missing_data, plan_cells, study_cache
+from pftlab.study.report import Results, write_report
+from pftlab.study.sweep import load_finished, run_time, sweep
+
+__all__ = ["Request", "check_study", "run_study"]
+
+
+def git_commit() -> str:
+    """The commit of the pftlab checkout that wrote the report, or 'unknown'."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def check_study(req: Request) -> str:
+    """What `run_study` would do, from the configs and the files already there; builds and writes nothing."""
+    cells = plan_cells(req)
+    skipped = {c.benchmark: note for c in cells if (note := missing_data(c.cfg))}
+    finished = sum(load_finished(c) is not None for c in cells if c.benchmark not in skipped)
+    todo = sum(c.benchmark not in skipped for c in cells) - finished
+    lines = [
+        f"study OK: {len(cells)} cells, {finished} finished (would be reused), {todo} to run; output in {req.out}/"
+    ]
+    lines += [f"would skip {name}: {note}" for name, note in skipped.items()]
+    return "\n".join(lines)
+
+
+def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
+    """Run (or reuse) every cell, then write table.md, table.csv, figures/ and report.md to `req.out`."""
+    console = console or Console(stderr=True)
+    cells = plan_cells(req)
+    with study_cache(req.out):
+        result = sweep(cells, console)
+    if not result.summaries:
+        reasons = "; ".join(f"{n}: {why}" for n, why in result.skipped.items())
+        raise UserError(f"study: every benchmark was skipped ({reasons})")
+    names = list(dict.fromkeys(c.benchmark for c in cells))
+    aggs = {name: aggregate(result.summaries[name]) for name in names if name in result.summaries}
+    seconds = {name: sum(run_time(c.out) for c in cells if c.benchmark == name) / len(req.seeds) for name in aggs}
+    write_report(req.out, Results(aggs, result.skipped, seconds, req.quick, git_commit()))
+    record = {
+        "quick": req.quick,
+        "seeds": list(req.seeds),
+        "methods": cells[0].cfg.personalize.methods,
+        "benchmarks": list(aggs),
+        "skipped": result.skipped,
+        "overrides": list(req.overrides),
+        "cells_reused": result.reused,
+        "cells_computed": result.computed,
+    }
+    write_json(req.out / "study.json", record)
+    console.print(
+        f"study: {result.reused} cells reused, {result.computed} computed, {len(result.skipped)} benchmarks skipped; "
+        f"wrote {req.out}/report.md, table.md, table.csv, figures/"
+    )
+    return record
