@@ -17,3 +17,8 @@ def weighted_average(states: list[Weights], weights: list[float]) -> Weights:
         else:
             out[key] = first.clone()
     return out
+
+
+def all_finite(tensors: Weights) -> bool:
+    """No NaN or inf in any floating-point tensor (a diverged client's weights are not used)."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())

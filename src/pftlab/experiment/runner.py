@@ -35,7 +35,7 @@ from pftlab.federated.checkpoint import global_model, stage_stats
 from pftlab.io import config_hash, write_json
 from pftlab.models import build_model, head_module
 from pftlab.personalize import METHODS, personalize_client
-from pftlab.weights import Weights
+from pftlab.weights import Weights, all_finite
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
@@ -59,10 +59,6 @@ def client_chunks(fed: Any, size: int) -> list[list[int]]:
     """Clients ordered by training-set size, cut into chunks: similar sizes pad little when batched."""
     order = sorted(range(fed.num_clients), key=lambda i: (len(fed.clients[i].train), i))
     return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-def finite(weights: Weights) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point())
 
 
 def use_batched(model: nn.Module, spec: Any, params: Any, cfg: Config) -> bool:
@@ -98,7 +94,7 @@ def personalize_chunk(
     for c in clients:
         try:
             w = personalize_client(model, start, spec, params, cfg.personalize, c.train, cfg.seed, c.client_id, head)
-            out.append(w if finite(w) else "personalized weights are not finite")
+            out.append(w if all_finite(w) else "personalized weights are not finite")
         except FloatingPointError as err:
             out.append(str(err))
     return out
@@ -246,7 +242,7 @@ def baseline_all(
     dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
     failed = []
     for i, w in personal:
-        if not finite(w):
+        if not all_finite(w):
             failed.append({"client": i, "reason": "personalized weights are not finite"})
             continue
         rows[i], d = evaluate_client(model, w, False, pool, global_features, i, head)

@@ -19,7 +19,7 @@ from pftlab.experiment.config import FederatedConfig
 from pftlab.personalize.recipe import Phase
 from pftlab.seeding import numpy_rng
 from pftlab.train import train
-from pftlab.weights import Weights
+from pftlab.weights import Weights, all_finite
 
 State = dict[str, torch.Tensor]
 
@@ -109,10 +109,6 @@ def local_train(
     except FloatingPointError:
         loss = math.nan
     return ClientUpdate(snapshot(model), len(data), loss)
-
-
-def all_finite(tensors: State) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
 
 
 def is_finite(update: ClientUpdate) -> bool:
