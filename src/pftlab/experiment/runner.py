@@ -168,6 +168,32 @@ def personalize_all(
     return rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]), reused
 
 
+def choose(
+    model: nn.Module,
+    global_weights: Weights,
+    method: str,
+    candidates: list[Any],
+    cfg: Config,
+    clients: list[Any],
+    head: str = "head",
+) -> list[tuple[float, Any, Weights | str]]:
+    """Per client: (validation accuracy, grid point, weights or why it failed) of its best grid point.
+
+    Every point starts from the global weights; the best accuracy on the client's own validation
+    split wins (the first on ties; NaN without a grid). Flower's nodes call this too.
+    """
+    best: list[tuple[float, Any, Weights | str] | None] = [None] * len(clients)
+    for params in candidates:
+        for k, w in enumerate(personalize_chunk(model, global_weights, method, params, cfg, clients, head)):
+            val = float("nan")
+            if len(candidates) > 1 and not isinstance(w, str):
+                model.load_state_dict(w)
+                val = accuracy(model, clients[k].val)
+            if best[k] is None or (not isinstance(w, str) and (isinstance(best[k][2], str) or val > best[k][0])):
+                best[k] = (val, params, w)
+    return best  # type: ignore[return-value]
+
+
 def _run_chunk(
     model: nn.Module,
     global_weights: Weights,
@@ -181,15 +207,7 @@ def _run_chunk(
     head: str,
 ) -> dict[str, Any]:
     clients = [fed.clients[i] for i in ids]
-    best: list[tuple[float, Any, Weights | str] | None] = [None] * len(ids)
-    for params in candidates:
-        for k, w in enumerate(personalize_chunk(model, global_weights, method, params, cfg, clients, head)):
-            val = float("nan")
-            if len(candidates) > 1 and not isinstance(w, str):
-                model.load_state_dict(w)
-                val = accuracy(model, clients[k].val)
-            if best[k] is None or (not isinstance(w, str) and (isinstance(best[k][2], str) or val > best[k][0])):
-                best[k] = (val, params, w)
+    best = choose(model, global_weights, method, candidates, cfg, clients, head)
     out: dict[str, Any] = {"clients": ids, "rows": [], "distortion": [], "chosen": [], "failed": []}
     for c, (val, params, w) in zip(clients, best, strict=True):  # type: ignore[misc]
         if isinstance(w, str):

@@ -3,7 +3,7 @@
 The global stage is not here: the ClientApp calls the algorithm's own `local_update` and the
 ServerApp `pftlab.federated.server_round`, the functions the in-process loop calls, in the same
 order, so a Flower run and an in-process run of one config and seed give the same weights.
-Personalization and scoring mirror pftlab.experiment.runner for one client.
+Personalization calls the runner's per-client choice; scoring mirrors its evaluation for one client.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from torch import nn
 
 from pftlab.data.dataset import ClientData, Dataset
 from pftlab.errors import UserError
-from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
+from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config, from_dict
+from pftlab.experiment.runner import choose
 from pftlab.models import head_module
-from pftlab.personalize import METHODS, personalize_client
+from pftlab.personalize import METHODS
 from pftlab.weights import Weights
 
 GLOBAL_MODEL = "global-model"
@@ -42,19 +43,13 @@ def personalize(
 ) -> tuple[Weights, dict[str, Any] | None]:
     """One client's personalized weights for `method`, and the grid point it chose (None without a grid).
 
-    Every grid point starts from the global weights; the best accuracy on the client's own
-    validation split wins (the first on ties), exactly as pftlab.experiment.runner does.
+    The runner's own choice (`pftlab.experiment.runner.choose`): same engine, same selection on the
+    client's validation split. A client whose training diverges fails the message.
     """
-    spec, candidates = METHODS[method], cfg.search_grid(method)
-    best: tuple[float, Any, Weights] | None = None
-    for params in candidates:
-        weights = personalize_client(
-            model, global_weights, spec, params, cfg.personalize, client.train, cfg.seed, client.client_id, head
-        )
-        val = accuracy(model, client.val) if len(candidates) > 1 else float("nan")
-        if best is None or val > best[0]:
-            best = (val, params, weights)
-    val, params, weights = best  # type: ignore[misc]
+    candidates = cfg.search_grid(method)
+    ((val, params, weights),) = choose(model, global_weights, method, candidates, cfg, [client], head)
+    if isinstance(weights, str):
+        raise FloatingPointError(weights)
     chosen = None
     if len(candidates) > 1:
         chosen = {"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val}
