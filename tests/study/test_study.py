@@ -12,7 +12,7 @@ import pytest
 
 from pftlab.cli import main
 from pftlab.study.plan import CONFIGS, default_methods
-from pftlab.study.report import verdict
+from pftlab.study.report import drop_section, global_drop, verdict
 from pftlab.study.run import Request, run_study
 
 METHODS = ("ft", "lp-ft", "proximal-ft", "sparse-ft")
@@ -141,6 +141,23 @@ def test_verdict_reads_the_pattern_from_the_numbers() -> None:
     assert not reversed_["pattern"]["holds"]
     assert not reversed_["pattern"]["best_global"].clear  # a 0.05 lead within a 0.1 std
     assert verdict(_agg({"ft": (1, 2, 3), "lp-ft": (1, 2, 3)}))["pattern"] is None
+
+
+def test_global_drop_splits_fts_loss_into_head_and_features() -> None:
+    agg = _agg({"global-model": (70, 80, 60), "ft": (90, 60, 30), "lp": (88, 65, 35), "lp-ft": (89, 63, 33)})
+    for m, dist in (("ft", 1.2), ("lp-ft", 0.4), ("lp", 0.0), ("global-model", 0.0)):
+        agg["methods"][m]["distortion_own"] = {"mean": dist, "std": 0.0}
+    d = global_drop(agg)
+    assert d is not None
+    assert d["ft_drop"] == pytest.approx(20) and d["head_share"] == pytest.approx(0.75)  # (80 - 65) / (80 - 60)
+    text = drop_section({"b": agg})
+    assert "| b | 80.00 | 65.00 | 60.00 | 63.00 | 0.75 | 1.200 | 0.400 |" in text
+    assert "less than FT (distortion_own) on 1 of 1" in text and "half of it or more on 1 (b)" in text
+
+    flat = _agg({"global-model": (70, 80, 60), "ft": (90, 79.5, 30), "lp": (88, 70, 35), "lp-ft": (89, 79, 33)})
+    assert np.isnan(global_drop(flat)["head_share"])  # FT lost half a point: no share to speak of
+    assert "FT drops < 1 point" in drop_section({"b": flat})
+    assert global_drop(_agg({"ft": (1, 2, 3), "lp-ft": (1, 2, 3)})) is None
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,64 @@ def pattern_sentence(verdicts: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def global_drop(agg: Agg) -> dict[str, float] | None:
+    """Where FT's loss of global accuracy comes from: the head alone (LP) or the features too.
+
+    LP moves only the head, so the global model's global accuracy minus LP's is what a head fitted
+    to local data costs with the global features untouched. LP-FT can only save the rest, the part
+    that feature distortion adds. None unless the global model, FT, LP and LP-FT all ran.
+    """
+    need = (REFERENCE, "ft", "lp", "lp-ft")
+    if any(m not in agg["methods"] for m in need):
+        return None
+    g = {m: _mean(agg, m, "global") for m in need}
+    ft_drop = g[REFERENCE] - g["ft"]
+    d = {m: agg["methods"][m].get("distortion_own", {}).get("mean", math.nan) for m in ("ft", "lp-ft")}
+    return {
+        "global_model": g[REFERENCE],
+        "lp": g["lp"],
+        "ft": g["ft"],
+        "lp_ft": g["lp-ft"],
+        "ft_drop": ft_drop,
+        # below one point of drop the share is noise
+        "head_share": (g[REFERENCE] - g["lp"]) / ft_drop if ft_drop >= 1.0 else math.nan,
+        "distortion_ft": d["ft"],
+        "distortion_lp_ft": d["lp-ft"],
+    }
+
+
+def drop_section(aggs: dict[str, Agg]) -> str:
+    """The table and sentence of report.md's 'Where the global accuracy goes'."""
+    drops = {n: d for n, a in aggs.items() if (d := global_drop(a)) is not None}
+    if not drops:
+        return "Needs the global model, FT, LP and LP-FT in every benchmark.\n"
+    lines = [
+        "| benchmark | global model | LP (head only) | FT | LP-FT | LP's share of FT's drop | distortion FT "
+        "| distortion LP-FT |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, d in drops.items():
+        share = "FT drops < 1 point" if math.isnan(d["head_share"]) else f"{d['head_share']:.2f}"
+        lines.append(
+            f"| {n} | {d['global_model']:.2f} | {d['lp']:.2f} | {d['ft']:.2f} | {d['lp_ft']:.2f} | {share} "
+            f"| {d['distortion_ft']:.3f} | {d['distortion_lp_ft']:.3f} |"
+        )
+    less = [n for n, d in drops.items() if d["distortion_lp_ft"] < d["distortion_ft"]]
+    better = [n for n, d in drops.items() if d["lp_ft"] > d["ft"]]
+    head = [n for n, d in drops.items() if d["head_share"] >= 0.5]
+    tested = [n for n, d in drops.items() if not math.isnan(d["head_share"])]
+    return (
+        "\n".join(lines)
+        + "\n\n"
+        + f"LP-FT moves the features less than FT (distortion_own) on {len(less)} of {len(drops)} benchmarks and has "
+        f"the higher global accuracy on {len(better)}. Of the {len(tested)} benchmarks where FT loses at least a point "
+        f"of global accuracy, LP alone, with the global features untouched, already loses half of it or more on "
+        f"{len(head)}{' (' + ', '.join(head) + ')' if head else ''}: there the loss is mostly the head's, fitted to "
+        "the client's own labels and inputs, which LP-FT's first stage does too, so keeping the features cannot "
+        "recover it.\n"
+    )
+
+
 def table2_layout(aggs: dict[str, Agg]) -> str:
     """The study's own layout: benchmarks as rows, its six methods as columns, local / global / worst / average3."""
     cols = [m for m in PAPER if any(m in a["methods"] for a in aggs.values())]
@@ -256,6 +314,13 @@ def report_markdown(r: Results) -> str:
         *(pattern_row(n, v) for n, v in verdicts.items()),
         "",
         pattern_sentence(verdicts) + "\n",
+        "## Where the global accuracy goes\n",
+        "Global accuracy (means over seeds) of the global model, of LP (only the head moves), of FT and of LP-FT, "
+        "and the feature distortion of FT and LP-FT (mean L2 distance between global and personalized features "
+        "on the client's own test samples). LP's share of FT's drop = (global model − LP) / (global model − FT): "
+        "near 1, a head fitted to local data explains FT's whole loss of global accuracy; near 0, the loss comes "
+        "with moving the features, which is what LP-FT is meant to prevent.\n",
+        drop_section(aggs),
         "## Table 2 in the study's layout\n",
         "local / global / worst / average3, means over seeds.\n",
         table2_layout(aggs),
