@@ -153,6 +153,8 @@ def test_global_drop_splits_fts_loss_into_head_and_features() -> None:
     text = drop_section({"b": agg})
     assert "| b | 80.00 | 65.00 | 60.00 | 63.00 | 0.75 | 1.200 | 0.400 |" in text
     assert "less than FT (distortion_own) on 1 of 1" in text and "half of it or more on 1 (b)" in text
+    features = _agg({"global-model": (70, 80, 60), "ft": (90, 60, 30), "lp": (88, 79, 35), "lp-ft": (89, 63, 33)})
+    assert "on none of them" in drop_section({"b": features})  # LP kept 19 of 20 points: the features' loss
 
     flat = _agg({"global-model": (70, 80, 60), "ft": (90, 79.5, 30), "lp": (88, 70, 35), "lp-ft": (89, 79, 33)})
     assert np.isnan(global_drop(flat)["head_share"])  # FT lost half a point: no share to speak of

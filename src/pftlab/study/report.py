@@ -245,15 +245,18 @@ def drop_section(aggs: dict[str, Agg]) -> str:
     better = [n for n, d in drops.items() if d["lp_ft"] > d["ft"]]
     head = [n for n, d in drops.items() if d["head_share"] >= 0.5]
     tested = [n for n, d in drops.items() if not math.isnan(d["head_share"])]
+    where = (
+        f"on {len(head)} ({', '.join(head)}): there the loss is mostly the head's, fitted to the client's own labels "
+        "and inputs, which LP-FT's first stage does too, so keeping the features cannot recover it"
+        if head
+        else "on none of them: the loss comes with moving the features"
+    )
     return (
         "\n".join(lines)
         + "\n\n"
         + f"LP-FT moves the features less than FT (distortion_own) on {len(less)} of {len(drops)} benchmarks and has "
-        f"the higher global accuracy on {len(better)}. Of the {len(tested)} benchmarks where FT loses at least a point "
-        f"of global accuracy, LP alone, with the global features untouched, already loses half of it or more on "
-        f"{len(head)}{' (' + ', '.join(head) + ')' if head else ''}: there the loss is mostly the head's, fitted to "
-        "the client's own labels and inputs, which LP-FT's first stage does too, so keeping the features cannot "
-        "recover it.\n"
+        f"the higher global accuracy on {len(better)}. Of the {len(tested)} where FT loses at least a point of global "
+        f"accuracy, LP alone, with the global features untouched, already loses half of it or more {where}.\n"
     )
 
 
