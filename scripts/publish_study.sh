@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copy a finished study into the docs: report.md, the tables, the figures, study.json, and each cell's
-# summary.json / config.toml / run.json (kilobytes; enough to check every number and rerun any cell).
+# summary.json / config.toml / run.json / search.json (kilobytes; enough to check every number and rerun any cell).
 # Weights, matrices and per-client CSVs stay in the study directory.
 set -euo pipefail
 src=${1:?usage: scripts/publish_study.sh STUDY_DIR [DEST, default docs/study]}
@@ -17,5 +17,6 @@ for cell in "$src"/runs/*/seed*; do
   rel=${cell#"$src"/}
   mkdir -p "$dest/$rel"
   cp "$cell/summary.json" "$cell/config.toml" "$cell/run.json" "$dest/$rel/"
+  [[ ! -f "$cell/search.json" ]] || cp "$cell/search.json" "$dest/$rel/"  # each client's grid choice
 done
 echo "publish_study: $src -> $dest"
