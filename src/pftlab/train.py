@@ -124,71 +124,57 @@ def train(
     frozen, so they cannot change): the cost of linear probing is one forward pass.
     """
     with channels_last(model):
-        return _train(model, phases, data, optim, seed, purpose, client, head, on_epoch, grad_correction, prox_to)
-
-
-def _train(
-    model: nn.Module,
-    phases: Sequence[Phase],
-    data: Dataset,
-    optim: OptimizerConfig,
-    seed: int,
-    purpose: str,
-    client: int,
-    head: str,
-    on_epoch: Callable[[int, float], None] | None,
-    grad_correction: dict[str, torch.Tensor] | None,
-    prox_to: dict[str, torch.Tensor] | None,
-) -> float:
-    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-    start = {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
-    start = start if prox_to is None else prox_to
-    epoch, last_loss = 0, math.nan
-    for phase in phases:
-        params = trained_params(model, phase.train, head)
-        net, inputs = (head_module(model, head), features(model, head, x)) if phase.train == "head" else (model, x)
-        _train_mode(net, phase)
-        frozen = [p for n, p in model.named_parameters() if n not in params]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            if phase.solver == "lbfgs":
-                last_loss, epoch = fit_lbfgs(net, params, inputs, y, phase), epoch + phase.epochs
-                if on_epoch is not None:
-                    on_epoch(epoch, last_loss)
-                continue
-            mask = snip_mask(net, params, inputs, y, phase.sparsity, optim.batch_size) if phase.sparsity else {}
-            fixed = {n: params[n].detach().clone() for n in mask}
-            opt = make_optimizer(params.values(), phase.lr, optim)
-            for _ in range(phase.epochs):
-                total = 0.0
-                for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):
-                    data_loss = F.cross_entropy(net(inputs[idx]), y[idx])
-                    loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
-                    if phase.proximal_mu:
-                        loss = loss + phase.proximal_mu / 2 * sum(
-                            ((p - start[n]) ** 2).sum() for n, p in params.items()
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    for n, c in (grad_correction or {}).items():
-                        if n in params:
-                            params[n].grad.add_(c)
-                    for n, m in mask.items():
-                        params[n].grad.mul_(m)
-                    opt.step()
-                    with torch.no_grad():
-                        for n, m in mask.items():  # momentum / weight decay must not move frozen weights either
-                            params[n].copy_(torch.where(m, params[n], fixed[n]))
-                    total += data_loss.item() * len(idx)
-                last_loss = total / len(y)
-                if not math.isfinite(last_loss):
-                    raise FloatingPointError(f"client {client}: training loss became {last_loss} in epoch {epoch}")
-                epoch += 1
-                if on_epoch is not None:
-                    on_epoch(epoch, last_loss)
-                    _train_mode(net, phase)  # the callback may have evaluated the model
-        finally:
+        x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        start = (
+            {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
+        )
+        start = start if prox_to is None else prox_to
+        epoch, last_loss = 0, math.nan
+        for phase in phases:
+            params = trained_params(model, phase.train, head)
+            net, inputs = (head_module(model, head), features(model, head, x)) if phase.train == "head" else (model, x)
+            _train_mode(net, phase)
+            frozen = [p for n, p in model.named_parameters() if n not in params]
             for p in frozen:
-                p.requires_grad_(True)
-    return last_loss
+                p.requires_grad_(False)
+            try:
+                if phase.solver == "lbfgs":
+                    last_loss, epoch = fit_lbfgs(net, params, inputs, y, phase), epoch + phase.epochs
+                    if on_epoch is not None:
+                        on_epoch(epoch, last_loss)
+                    continue
+                mask = snip_mask(net, params, inputs, y, phase.sparsity, optim.batch_size) if phase.sparsity else {}
+                fixed = {n: params[n].detach().clone() for n in mask}
+                opt = make_optimizer(params.values(), phase.lr, optim)
+                for _ in range(phase.epochs):
+                    total = 0.0
+                    for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):
+                        data_loss = F.cross_entropy(net(inputs[idx]), y[idx])
+                        loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
+                        if phase.proximal_mu:
+                            loss = loss + phase.proximal_mu / 2 * sum(
+                                ((p - start[n]) ** 2).sum() for n, p in params.items()
+                            )
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        for n, c in (grad_correction or {}).items():
+                            if n in params:
+                                params[n].grad.add_(c)
+                        for n, m in mask.items():
+                            params[n].grad.mul_(m)
+                        opt.step()
+                        with torch.no_grad():
+                            for n, m in mask.items():  # momentum / weight decay must not move frozen weights either
+                                params[n].copy_(torch.where(m, params[n], fixed[n]))
+                        total += data_loss.item() * len(idx)
+                    last_loss = total / len(y)
+                    if not math.isfinite(last_loss):
+                        raise FloatingPointError(f"client {client}: training loss became {last_loss} in epoch {epoch}")
+                    epoch += 1
+                    if on_epoch is not None:
+                        on_epoch(epoch, last_loss)
+                        _train_mode(net, phase)  # the callback may have evaluated the model
+            finally:
+                for p in frozen:
+                    p.requires_grad_(True)
+        return last_loss
