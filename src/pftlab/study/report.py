@@ -229,7 +229,7 @@ def drop_section(aggs: dict[str, Agg]) -> str:
     """The table and sentence of report.md's 'Where the global accuracy goes'."""
     drops = {n: d for n, a in aggs.items() if (d := global_drop(a)) is not None}
     if not drops:
-        return "Needs the global model, FT, LP and LP-FT in every benchmark.\n"
+        return "Not computed: no benchmark ran all of the global model, FT, LP and LP-FT.\n"
     lines = [
         "| benchmark | global model | LP (head only) | FT | LP-FT | LP's share of FT's drop | distortion FT "
         "| distortion LP-FT |",
