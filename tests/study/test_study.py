@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
+from pftlab.errors import UserError
 from pftlab.study.plan import CONFIGS, default_methods
 from pftlab.study.report import drop_section, global_drop, verdict
 from pftlab.study.run import Request, run_study
+from pftlab.study.sweep import study_lock
 
 METHODS = ("ft", "lp-ft", "proximal-ft", "sparse-ft")
 SMALL = ("runtime.threads=1", "data.num_clients=3", "federated.rounds=2", "personalize.epochs=2")
@@ -49,11 +52,15 @@ def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> N
     assert f"{float(lpft['global_mean']):.2f} ± {float(lpft['global_std']):.2f}" in md_rows[2]
 
     first = _tables(out)
-    again = _study(out)
+    with study_lock(out):  # another study is computing in DIR: a report-only rerun still works
+        again = _study(out)
     assert (again["cells_computed"], again["cells_reused"]) == (0, 2)
     assert _tables(out) == first
 
     (out / "runs" / "digits-quick" / "seed1" / "summary.json").unlink()  # killed before the cell finished
+    with study_lock(out), pytest.raises(UserError, match=rf"is being computed by pftlab study pid {os.getpid()}"):
+        _study(out)  # ...but one with a cell to compute stops before computing anything
+    assert not (out / "runs" / "digits-quick" / "seed1" / "summary.json").exists()
     resumed = _study(out)
     assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
     assert _tables(out) == first

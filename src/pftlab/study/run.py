@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from pftlab.experiment.aggregate import aggregate
 from pftlab.io import write_json
 from pftlab.study.plan import Request, missing_data, plan_cells, study_cache
 from pftlab.study.report import Results, write_report
-from pftlab.study.sweep import load_finished, run_time, sweep
+from pftlab.study.sweep import load_finished, run_time, study_lock, sweep
 
 __all__ = ["Request", "check_study", "run_study"]
 
@@ -46,7 +47,8 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
     """Run (or reuse) every cell, then write table.md, table.csv, figures/ and report.md to `req.out`."""
     console = console or Console(stderr=True)
     cells = plan_cells(req)
-    with study_cache(req.out):
+    to_run = any(load_finished(c) is None and not missing_data(c.cfg) for c in cells)
+    with study_lock(req.out) if to_run else nullcontext(), study_cache(req.out):
         result = sweep(cells, console)
     if not result.summaries:
         reasons = "; ".join(f"{n}: {why}" for n, why in result.skipped.items())

@@ -3,14 +3,19 @@
 A cell is finished when its summary.json exists (run_experiment writes it last, atomically) and
 its config.toml equals the cell's config, runtime settings aside (threads and progress bars do
 not make a result stale). Before a cell is (re)computed its summary.json is removed, so a run
-stopped half-way is never mistaken for a finished one.
+stopped half-way is never mistaken for a finished one. A study that has cells to compute holds
+DIR/.lock, so a second one on the same DIR stops at once instead of computing the same cells.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,27 @@ class SweepResult:
     skipped: dict[str, str] = field(default_factory=dict)
     reused: int = 0
     computed: int = 0
+
+
+@contextmanager
+def study_lock(out: Path) -> Iterator[None]:
+    """Hold DIR/.lock while cells are computed; the OS drops it when the process ends, however it ends."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise UserError(
+                f"study: {out} is being computed by {holder}; wait for it to end or use another --out "
+                "(a run whose cells are all finished only writes the report and needs no lock)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pftlab study pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
