@@ -140,6 +140,29 @@ def test_partial_chunks_are_reused_and_give_the_same_result(quickstart: Path, tm
     assert len(calls) == 7 - 3  # FT 3 chunks, LP 1 (head-only: one chunk), LP-FT 3; only unfinished ones ran
 
 
+def test_a_finished_baseline_is_reused_after_an_interruption(
+    quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    cfg = load_config(quickstart, [*tiny, 'personalize.methods=["lp","fedper","fedrep"]', "runtime.progress=false"])
+    want = run_experiment(cfg, tmp_path / "whole")
+    calls: list[str] = []
+    original = runner.baseline_all
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(args[4])  # the baseline's name
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during FedRep's federated training
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "baseline_all", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "cut")
+    assert [p.name for p in (tmp_path / "cut" / ".partial").rglob("fed*.json")] == ["fedper.json"]
+    calls.clear()
+    assert run_experiment(cfg, tmp_path / "cut") == want
+    assert calls == ["fedrep"]  # FedPer's saved result was reused, only FedRep trained again
+
+
 def test_a_nan_client_is_left_out_and_named(quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch) -> None:
     cfg = load_config(quickstart, tiny)
     build = runner.build_federation

@@ -158,12 +158,8 @@ def personalize_all(
                 write_json(path, done)
         else:
             reused += 1
-        for i, row, d in zip(done["clients"], done["rows"], done["distortion"], strict=True):
-            rows[i] = row
-            for k in DISTORTION_KEYS:
-                dist[k][i] = d[k] if d else np.nan
+        failed += _fill(rows, dist, done)
         chosen += done["chosen"]
-        failed += done["failed"]
         advance(len(ids))
     return rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]), reused
 
@@ -224,6 +220,15 @@ def _run_chunk(
     return out
 
 
+def _fill(rows: np.ndarray, dist: dict[str, np.ndarray], done: dict[str, Any]) -> list[dict[str, Any]]:
+    """Write a chunk's matrix rows and distortions into the method's arrays; return its failed clients."""
+    for i, row, d in zip(done["clients"], done["rows"], done["distortion"], strict=True):
+        rows[i] = row
+        for k in DISTORTION_KEYS:
+            dist[k][i] = d[k] if d else np.nan
+    return done["failed"]
+
+
 def _load_chunk(path: Path | None, ids: list[int]) -> dict[str, Any] | None:
     """A saved chunk, or None when absent, unreadable or not this chunk (then it is recomputed)."""
     if path is None or not path.is_file():
@@ -247,26 +252,27 @@ def baseline_all(
     global_features: torch.Tensor,
     head: str,
     on_round: Callable[[int, float], None],
-) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]]]:
+) -> dict[str, Any]:
     """A process-integrated baseline: its own federated training, then the same matrix and distortion.
 
-    Distortion is measured against the global model's features, like every other method.
+    Distortion is measured against the global model's features, like every other method. The
+    result has a chunk's form (all clients in one chunk), so an interrupted run can reuse it.
     """
     from pftlab.baselines import run_baseline
 
     personal, _ = run_baseline(name, make(), fed, cfg, head, on_round)
-    n = fed.num_clients
-    rows = np.full((n, n), FAILED, dtype=np.int64)
-    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
-    failed = []
+    out: dict[str, Any] = {"clients": [], "rows": [], "distortion": [], "chosen": [], "failed": []}
     for i, w in personal:
+        out["clients"].append(i)
         if not all_finite(w):
-            failed.append({"client": i, "reason": "personalized weights are not finite"})
+            out["rows"].append([FAILED] * fed.num_clients)
+            out["distortion"].append(None)
+            out["failed"].append({"client": i, "reason": "personalized weights are not finite"})
             continue
-        rows[i], d = evaluate_client(model, w, False, pool, global_features, i, head)
-        for k in DISTORTION_KEYS:
-            dist[k][i] = d[k]
-    return rows, dist, failed
+        row, d = evaluate_client(model, w, False, pool, global_features, i, head)
+        out["rows"].append(row.tolist())
+        out["distortion"].append(d)
+    return out
 
 
 def run_key(cfg: Config, fed: Any, checkpoint: Path) -> str:
@@ -339,17 +345,27 @@ def run_experiment(
             t0 = time.perf_counter()
             if method not in METHODS:  # a process-integrated baseline: its own federated training
                 task = progress.add_task(f"baseline {method}", total=cfg.federated.rounds, info="")
-                correct[method], distortions[method], failed[method] = baseline_all(
-                    lambda: make(fed.input_shape, fed.num_classes),
-                    model,
-                    fed,
-                    cfg,
-                    method,
-                    pool,
-                    global_features,
-                    head,
-                    lambda r, loss, t=task: progress.update(t, advance=1),
-                )
+                path = store / f"{method}.json"  # one chunk of every client, saved when the baseline ends
+                done = _load_chunk(path, list(range(fed.num_clients)))
+                if done is None:
+                    done = baseline_all(
+                        lambda: make(fed.input_shape, fed.num_classes),
+                        model,
+                        fed,
+                        cfg,
+                        method,
+                        pool,
+                        global_features,
+                        head,
+                        lambda r, loss, t=task: progress.update(t, advance=1),
+                    )
+                    write_json(path, done)
+                else:
+                    progress.update(task, completed=cfg.federated.rounds, info="reused")
+                    console.print(f"{method}: reused its result, finished by an interrupted run")
+                correct[method] = np.full((fed.num_clients, fed.num_clients), FAILED, dtype=np.int64)
+                distortions[method] = {k: np.full(fed.num_clients, np.nan) for k in DISTORTION_KEYS}
+                failed[method] = _fill(correct[method], distortions[method], done)
             else:
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
                 correct[method], chosen, distortions[method], failed[method], chunks = personalize_all(
