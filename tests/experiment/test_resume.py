@@ -18,6 +18,7 @@ import pytest
 from pftlab.experiment import runner
 from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment
+from pftlab.study.sweep import run_time
 
 # 6 clients in chunks of 2 (LP, head-only, in one): 7 chunk boundaries where a kill can land
 SMALL = [
@@ -138,6 +139,11 @@ def test_partial_chunks_are_reused_and_give_the_same_result(quickstart: Path, tm
     monkeypatch.setattr(runner, "_run_chunk", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
     assert run_experiment(cfg, tmp_path / "cut") == want
     assert len(calls) == 7 - 3  # FT 3 chunks, LP 1 (head-only: one chunk), LP-FT 3; only unfinished ones ran
+    info = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert info["resumed"]["reused_results"] == {"ft": 3} and info["resumed"]["seconds_unknown"] == []
+    # FT's time counts the three chunks computed before the interruption, not just this run's
+    assert info["seconds"]["ft"] > info["resumed"]["seconds_this_run"]["ft"] + 0.01
+    assert info["seconds"]["lp-ft"] == info["resumed"]["seconds_this_run"]["lp-ft"]
 
 
 def test_a_finished_baseline_is_reused_after_an_interruption(
@@ -157,10 +163,19 @@ def test_a_finished_baseline_is_reused_after_an_interruption(
     monkeypatch.setattr(runner, "baseline_all", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "cut")
-    assert [p.name for p in (tmp_path / "cut" / ".partial").rglob("fed*.json")] == ["fedper.json"]
+    [saved] = (tmp_path / "cut" / ".partial").rglob("fed*.json")
+    assert saved.name == "fedper.json"
+    done = json.loads(saved.read_text())
+    assert done["seconds"] > 0
+    del done["seconds"]  # as saved by a version that did not record the time
+    saved.write_text(json.dumps(done))
     calls.clear()
     assert run_experiment(cfg, tmp_path / "cut") == want
     assert calls == ["fedrep"]  # FedPer's saved result was reused, only FedRep trained again
+    info = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert info["resumed"]["reused_results"] == {"lp": 1, "fedper": 1}  # LP's one chunk was done too
+    assert info["resumed"]["seconds_unknown"] == ["fedper"]
+    assert run_time(tmp_path / "cut") is None and run_time(tmp_path / "whole") > 0  # the study leaves it out
 
 
 def test_a_nan_client_is_left_out_and_named(quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch) -> None:

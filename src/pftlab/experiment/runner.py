@@ -131,8 +131,9 @@ def personalize_all(
     advance: Callable[[int], None] = lambda n: None,
     head: str = "head",
     store: Path | None = None,
-) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], int]:
-    """correct[i, j] for one method, each client's search choice, distortion, failed clients, chunks reused.
+) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
+    """correct[i, j] for one method, each client's search choice, distortion, failed clients, and the
+    seconds each reused chunk took when it was computed (NaN when its run did not record them).
 
     Clients run a chunk at a time (batched where the engine covers the recipe). Every client is
     personalized from the global weights with each grid point; the point with the best accuracy
@@ -145,7 +146,7 @@ def personalize_all(
     dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
     chosen: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    reused = 0
+    reused: list[float] = []
     spec = METHODS[method]
     head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
     chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
@@ -153,11 +154,13 @@ def personalize_all(
         path = store / f"{method}-{index}.json" if store else None
         done = _load_chunk(path, ids)
         if done is None:
+            t0 = time.perf_counter()
             done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, pool, global_features, head)
+            done["seconds"] = time.perf_counter() - t0
             if path is not None:
                 write_json(path, done)
         else:
-            reused += 1
+            reused.append(float(done.get("seconds", math.nan)))
         failed += _fill(rows, dist, done)
         chosen += done["chosen"]
         advance(len(ids))
@@ -341,6 +344,7 @@ def run_experiment(
         searched: dict[str, list[dict[str, Any]]] = {}
         failed: dict[str, list[dict[str, Any]]] = {}
         distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
+        earlier: dict[str, list[float]] = {}  # per method, the seconds of results reused from an interrupted run
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             if method not in METHODS:  # a process-integrated baseline: its own federated training
@@ -348,6 +352,7 @@ def run_experiment(
                 path = store / f"{method}.json"  # one chunk of every client, saved when the baseline ends
                 done = _load_chunk(path, list(range(fed.num_clients)))
                 if done is None:
+                    t1 = time.perf_counter()
                     done = baseline_all(
                         lambda: make(fed.input_shape, fed.num_classes),
                         model,
@@ -359,8 +364,10 @@ def run_experiment(
                         head,
                         lambda r, loss, t=task: progress.update(t, advance=1),
                     )
+                    done["seconds"] = time.perf_counter() - t1
                     write_json(path, done)
                 else:
+                    earlier[method] = [float(done.get("seconds", math.nan))]
                     progress.update(task, completed=cfg.federated.rounds, info="reused")
                     console.print(f"{method}: reused its result, finished by an interrupted run")
                 correct[method] = np.full((fed.num_clients, fed.num_clients), FAILED, dtype=np.int64)
@@ -368,7 +375,7 @@ def run_experiment(
                 failed[method] = _fill(correct[method], distortions[method], done)
             else:
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
-                correct[method], chosen, distortions[method], failed[method], chunks = personalize_all(
+                correct[method], chosen, distortions[method], failed[method], earlier[method] = personalize_all(
                     model,
                     weights,
                     fed,
@@ -380,7 +387,7 @@ def run_experiment(
                     head,
                     store,
                 )
-                if chunks:
+                if chunks := len(earlier[method]):
                     progress.update(task, info=f"reused {chunks} finished chunk(s)")
                     console.print(f"{method}: reused {chunks} chunk(s) of clients finished by an interrupted run")
                 if chosen:
@@ -399,8 +406,16 @@ def run_experiment(
         "engine": cfg.runtime.engine,
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
-        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "seconds": {
+            k: round(v + math.fsum(t for t in earlier.get(k, []) if math.isfinite(t)), 3) for k, v in timings.items()
+        },
     }
+    if any(earlier.values()):  # "seconds" above adds the compute time that reused results recorded when made
+        run_info["resumed"] = {
+            "reused_results": {m: len(t) for m, t in earlier.items() if t},
+            "seconds_this_run": {k: round(v, 3) for k, v in timings.items()},
+            "seconds_unknown": [m for m, t in earlier.items() if any(not math.isfinite(x) for x in t)],
+        }
     extra = {"global_stage": stage_stats(ckpt), "failed_clients": {m: f for m, f in failed.items() if f}}
     summary = write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
     shutil.rmtree(out / ".partial", ignore_errors=True)  # summary.json now stands for the finished run

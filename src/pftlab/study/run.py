@@ -55,7 +55,10 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         raise UserError(f"study: every benchmark was skipped ({reasons})")
     names = list(dict.fromkeys(c.benchmark for c in cells))
     aggs = {name: aggregate(result.summaries[name]) for name in names if name in result.summaries}
-    seconds = {name: sum(run_time(c.out) for c in cells if c.benchmark == name) / len(req.seeds) for name in aggs}
+    seconds = {}  # mean over the cells whose time is known
+    for name in aggs:
+        known = [t for c in cells if c.benchmark == name and (t := run_time(c.out)) is not None]
+        seconds[name] = sum(known) / len(known) if known else 0.0
     write_report(req.out, Results(aggs, result.skipped, seconds, req.quick, git_commit()))
     record = {
         "quick": req.quick,

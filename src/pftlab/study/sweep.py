@@ -81,12 +81,16 @@ def in_order(summary: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     return {**summary, "methods": {m: summary["methods"][m] for m in ranked}}
 
 
-def run_time(run_dir: Path) -> float:
-    """Seconds the run's stages took (from run.json), 0 if unknown."""
+def run_time(run_dir: Path) -> float | None:
+    """Seconds the run's stages took (from run.json, results reused after an interruption included);
+    None if unknown, or if it reused results whose run did not record their time."""
     try:
-        return float(sum(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["seconds"].values()))
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        if info.get("resumed", {}).get("seconds_unknown"):
+            return None
+        return float(sum(info["seconds"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def sweep(cells: list[Cell], console: Console) -> SweepResult:
