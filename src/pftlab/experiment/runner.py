@@ -25,6 +25,7 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.data.benchmarks import build_federation
+from pftlab.engine.allocator import keep_freed_memory
 from pftlab.engine.batched import personalize_batch, supports
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
@@ -308,6 +309,7 @@ def run_experiment(
         console.print(f"reused the finished run in {out}/ (same config and seed); --fresh recomputes it")
         return done
     threads = set_threads(cfg.runtime.threads)
+    allocator = keep_freed_memory()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fed = build_federation(cfg.data, cfg.seed)
@@ -403,6 +405,7 @@ def run_experiment(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": threads,
+        "allocator": allocator,
         "engine": cfg.runtime.engine,
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
