@@ -152,16 +152,18 @@ def test_a_finished_baseline_is_reused_after_an_interruption(
 ) -> None:
     cfg = load_config(quickstart, [*tiny, 'personalize.methods=["lp","fedper","fedrep"]', "runtime.progress=false"])
     want = run_experiment(cfg, tmp_path / "whole")
-    calls: list[str] = []
-    original = runner.baseline_all
+    import pftlab.baselines
 
-    def crash_on_second(*args, **kwargs):
-        calls.append(args[4])  # the baseline's name
+    calls: list[str] = []
+    original = pftlab.baselines.run_baseline
+
+    def crash_on_second(name, *args, **kwargs):  # a baseline's federated training
+        calls.append(name)
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed during FedRep's federated training
-        return original(*args, **kwargs)
+        return original(name, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "baseline_all", crash_on_second)
+    monkeypatch.setattr(pftlab.baselines, "run_baseline", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "cut")
     [saved] = (tmp_path / "cut" / ".partial").rglob("fed*.json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -19,6 +20,7 @@ MMAP_THRESHOLD = 32 * 2**20  # the largest glibc accepts on 64-bit
 TRIM_THRESHOLD = 2**30
 
 
+@functools.cache  # once per process: mallopt's settings are the process's
 def keep_freed_memory() -> str:
     """Raise glibc's mmap and trim thresholds for this process; say what was done.
 

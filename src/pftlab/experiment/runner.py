@@ -42,7 +42,9 @@ ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
 
 def set_threads(threads: int) -> int:
-    """Torch intra-op threads: the configured number, or every core this process may use."""
+    """Set the process up for heavy work: torch intra-op threads (the configured number, or every
+    core this process may use) and an allocator that keeps freed memory (pftlab.engine.allocator)."""
+    keep_freed_memory()
     n = threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(n)
     return n
@@ -256,27 +258,41 @@ def baseline_all(
     global_features: torch.Tensor,
     head: str,
     on_round: Callable[[int, float], None],
-) -> dict[str, Any]:
+    store: Path | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
     """A process-integrated baseline: its own federated training, then the same matrix and distortion.
 
-    Distortion is measured against the global model's features, like every other method. The
-    result has a chunk's form (all clients in one chunk), so an interrupted run can reuse it.
+    Returns correct[i, j], distortion, failed clients, and (as personalize_all) the seconds of a
+    reused result. Distortion is measured against the global model's features, like every other
+    method. The result is saved under `store` as one chunk of every client, so an interrupted run
+    reuses it.
     """
     from pftlab.baselines import run_baseline
 
-    personal, _ = run_baseline(name, make(), fed, cfg, head, on_round)
-    out: dict[str, Any] = {"clients": [], "rows": [], "distortion": [], "chosen": [], "failed": []}
-    for i, w in personal:
-        out["clients"].append(i)
-        if not all_finite(w):
-            out["rows"].append([FAILED] * fed.num_clients)
-            out["distortion"].append(None)
-            out["failed"].append({"client": i, "reason": "personalized weights are not finite"})
-            continue
-        row, d = evaluate_client(model, w, False, pool, global_features, i, head)
-        out["rows"].append(row.tolist())
-        out["distortion"].append(d)
-    return out
+    n = fed.num_clients
+    path = store / f"{name}.json" if store else None
+    done = _load_chunk(path, list(range(n)))
+    reused = [] if done is None else [float(done.get("seconds", math.nan))]
+    if done is None:
+        t0 = time.perf_counter()
+        personal, _ = run_baseline(name, make(), fed, cfg, head, on_round)
+        done = {"clients": [], "rows": [], "distortion": [], "chosen": [], "failed": []}
+        for i, w in personal:
+            done["clients"].append(i)
+            if not all_finite(w):
+                done["rows"].append([FAILED] * n)
+                done["distortion"].append(None)
+                done["failed"].append({"client": i, "reason": "personalized weights are not finite"})
+                continue
+            row, d = evaluate_client(model, w, False, pool, global_features, i, head)
+            done["rows"].append(row.tolist())
+            done["distortion"].append(d)
+        done["seconds"] = time.perf_counter() - t0
+        if path is not None:
+            write_json(path, done)
+    rows = np.full((n, n), FAILED, dtype=np.int64)
+    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
+    return rows, dist, _fill(rows, dist, done), reused
 
 
 def run_key(cfg: Config, fed: Any, checkpoint: Path) -> str:
@@ -309,7 +325,6 @@ def run_experiment(
         console.print(f"reused the finished run in {out}/ (same config and seed); --fresh recomputes it")
         return done
     threads = set_threads(cfg.runtime.threads)
-    allocator = keep_freed_memory()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fed = build_federation(cfg.data, cfg.seed)
@@ -351,30 +366,21 @@ def run_experiment(
             t0 = time.perf_counter()
             if method not in METHODS:  # a process-integrated baseline: its own federated training
                 task = progress.add_task(f"baseline {method}", total=cfg.federated.rounds, info="")
-                path = store / f"{method}.json"  # one chunk of every client, saved when the baseline ends
-                done = _load_chunk(path, list(range(fed.num_clients)))
-                if done is None:
-                    t1 = time.perf_counter()
-                    done = baseline_all(
-                        lambda: make(fed.input_shape, fed.num_classes),
-                        model,
-                        fed,
-                        cfg,
-                        method,
-                        pool,
-                        global_features,
-                        head,
-                        lambda r, loss, t=task: progress.update(t, advance=1),
-                    )
-                    done["seconds"] = time.perf_counter() - t1
-                    write_json(path, done)
-                else:
-                    earlier[method] = [float(done.get("seconds", math.nan))]
+                correct[method], distortions[method], failed[method], earlier[method] = baseline_all(
+                    lambda: make(fed.input_shape, fed.num_classes),
+                    model,
+                    fed,
+                    cfg,
+                    method,
+                    pool,
+                    global_features,
+                    head,
+                    lambda r, loss, t=task: progress.update(t, advance=1),
+                    store,
+                )
+                if earlier[method]:
                     progress.update(task, completed=cfg.federated.rounds, info="reused")
                     console.print(f"{method}: reused its result, finished by an interrupted run")
-                correct[method] = np.full((fed.num_clients, fed.num_clients), FAILED, dtype=np.int64)
-                distortions[method] = {k: np.full(fed.num_clients, np.nan) for k in DISTORTION_KEYS}
-                failed[method] = _fill(correct[method], distortions[method], done)
             else:
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
                 correct[method], chosen, distortions[method], failed[method], earlier[method] = personalize_all(
@@ -405,7 +411,7 @@ def run_experiment(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": threads,
-        "allocator": allocator,
+        "allocator": keep_freed_memory(),
         "engine": cfg.runtime.engine,
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
