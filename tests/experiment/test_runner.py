@@ -3,9 +3,11 @@ from __future__ import annotations
 import csv
 import json
 from collections import OrderedDict
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 
 from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment
@@ -13,8 +15,12 @@ from pftlab.experiment.runner import run_experiment
 
 def test_end_to_end_run_directory(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
     cfg = load_config(quickstart, tiny)
-    summary = run_experiment(cfg, tmp_path / "run")
+    log = StringIO()
+    summary = run_experiment(cfg, tmp_path / "run", console=Console(file=log, width=200))
     out = tmp_path / "run"
+    # without progress bars (tiny sets progress=false) each finished stage gets one line, in order
+    done = [line.split(":")[0] for line in log.getvalue().splitlines() if ": done in " in line]
+    assert done == ["global model", *cfg.personalize.methods]
     for name in (
         "config.toml",
         "partition.json",

@@ -342,6 +342,13 @@ def run_experiment(
         console=console,
         disable=not cfg.runtime.progress,
     )
+
+    def log(stage: str, seconds: float, reused: bool) -> None:
+        """Without bars (logs, overnight studies), one line per finished stage says where the run is."""
+        if not cfg.runtime.progress:
+            note = ", partly or wholly reused" if reused else ""
+            console.print(f"{stage}: done in {seconds:.0f} s ({time.strftime('%H:%M:%S')}{note})", highlight=False)
+
     with progress if cfg.runtime.progress else nullcontext():
         t0 = time.perf_counter()
         task = progress.add_task(f"global ({cfg.federated.algorithm})", total=cfg.federated.rounds, info="")
@@ -351,6 +358,7 @@ def run_experiment(
         if reused:
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
         timings["global"] = time.perf_counter() - t0
+        log("global model", timings["global"], reused)
 
         store = out / ".partial" / run_key(cfg, fed, ckpt)
         _drop_stale(out / ".partial", keep=store)
@@ -401,6 +409,7 @@ def run_experiment(
                 if chosen:
                     searched[method] = chosen
             timings[method] = time.perf_counter() - t0
+            log(method, timings[method], bool(earlier[method]))
             for f in failed[method]:
                 console.print(f"[yellow]{method}: client {f['client']} failed and is left out: {f['reason']}")
 
