@@ -92,6 +92,4 @@ def federate(
 def shard_pool(pool: Dataset, p: PartitionParams, seed: int, domain_of: list[str] | None = None) -> list[ClientPool]:
     """Partition one pool over clients by label (iid / dirichlet / pathological)."""
     parts = partition_pool(pool.y, p, seed)
-    return [
-        ClientPool(pool.subset(idx), domain_of[c] if domain_of else "", idx) for c, idx in enumerate(parts)
-    ]
+    return [ClientPool(pool.subset(idx), domain_of[c] if domain_of else "", idx) for c, idx in enumerate(parts)]
