@@ -143,7 +143,7 @@ class RuntimeConfig(Strict):
     threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 = every core this process may use")
     progress: bool = True
     engine: Literal["auto", "loop", "batched"] = Field(
-        "auto", description="auto: batched for the recipes it covers (SGD, no BatchNorm), the plain loop otherwise"
+        "auto", description="auto: batched for head-only recipes it covers, the plain loop otherwise (faster on CPU)"
     )
     batch_clients: int = Field(16, ge=1, le=4096, description="clients personalized together by the batched engine")
 
