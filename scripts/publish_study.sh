@@ -2,21 +2,31 @@
 # Copy a finished study into the docs: report.md, the tables, the figures, study.json, and each cell's
 # summary.json / config.toml / run.json / search.json (kilobytes; enough to check every number and rerun any cell).
 # Weights, matrices and per-client CSVs stay in the study directory.
+#   scripts/publish_study.sh STUDY_DIR [DEST]          everything (after a study over every benchmark)
+#   scripts/publish_study.sh --cells STUDY_DIR [DEST]  only the finished cells, added to DEST's; the report,
+#       tables and figures there stay as they are. Publish (and commit) each cell as soon as it finishes:
+#       runs/ is not in git, and a session's machine can be lost with everything in it.
 set -euo pipefail
-src=${1:?usage: scripts/publish_study.sh STUDY_DIR [DEST, default docs/study]}
+cells_only=0
+if [[ ${1:-} == --cells ]]; then cells_only=1; shift; fi
+src=${1:?usage: scripts/publish_study.sh [--cells] STUDY_DIR [DEST, default docs/study]}
 dest=${2:-docs/study}
-for f in report.md table.md table.csv study.json; do
-  [[ -f "$src/$f" ]] || { echo "publish_study: $src/$f missing: run 'pftlab study --out $src' first" >&2; exit 2; }
-done
 mkdir -p "$dest"
-cp "$src"/report.md "$src"/table.md "$src"/table.csv "$src"/study.json "$dest"/
-rm -rf "$dest/figures" "$dest/runs"
-cp -r "$src/figures" "$dest/figures"
+if ((!cells_only)); then
+  for f in report.md table.md table.csv study.json; do
+    [[ -f "$src/$f" ]] || { echo "publish_study: $src/$f missing: run 'pftlab study --out $src' first" >&2; exit 2; }
+  done
+  cp "$src"/report.md "$src"/table.md "$src"/table.csv "$src"/study.json "$dest"/
+  rm -rf "$dest/figures" "$dest/runs"
+  cp -r "$src/figures" "$dest/figures"
+fi
+n=0
 for cell in "$src"/runs/*/seed*; do
-  [[ -f "$cell/summary.json" ]] || continue
+  [[ -f "$cell/summary.json" ]] || continue  # unfinished: summary.json is written last
   rel=${cell#"$src"/}
   mkdir -p "$dest/$rel"
   cp "$cell/summary.json" "$cell/config.toml" "$cell/run.json" "$dest/$rel/"
   [[ ! -f "$cell/search.json" ]] || cp "$cell/search.json" "$dest/$rel/"  # each client's grid choice
+  n=$((n + 1))
 done
-echo "publish_study: $src -> $dest"
+echo "publish_study: $src -> $dest ($n finished cells$( ((cells_only)) && echo ', cells only'))"
