@@ -124,17 +124,23 @@ def test_surgical_ft_unknown_block_is_a_user_error(client, start) -> None:
 
 
 def test_flooding_holds_the_training_loss_at_its_level(client, start) -> None:
-    """Tolerance 0.1 on the last epoch's mean loss: batches alternate above and below b."""
+    """Below the level a batch takes an ascent step, so once the loss reaches b it stays there: the epoch means
+    never fall well below b, where plain FT goes far below. With momentum the ascent overshoots, so the means sit
+    0.1-0.25 above b, by amounts that differ with the thread count (summation order): the bounds allow for that."""
     budget = PersonalizeConfig(epochs=15, methods=["ft"])
     level = 0.5
     model = build_model(ModelConfig(width=8, hidden=32), client.train.input_shape, 10, seed=0)
     model.load_state_dict(start)
     spec = METHODS["flood-ft"]
-    flooded = train(model, spec.recipe(spec.Params(level=level, lr=0.05), budget), client.train, budget, 0, "p", 2)
+    losses: list[float] = []
+    recipe = spec.recipe(spec.Params(level=level, lr=0.05), budget)
+    train(model, recipe, client.train, budget, 0, "p", 2, on_epoch=lambda epoch, loss: losses.append(loss))
     model.load_state_dict(start)
     plain = train(model, METHODS["ft"].recipe(METHODS["ft"].Params(lr=0.05), budget), client.train, budget, 0, "p", 2)
     assert plain < level - 0.2, "without flooding the loss must fall well below the level, or the test proves nothing"
-    assert abs(flooded - level) < 0.1, flooded
+    assert len(losses) == 15
+    assert min(losses[7:]) > level - 0.05, losses
+    assert sum(losses[-5:]) / 5 < level + 0.3, losses
 
 
 def test_kumar_lpft_freezes_batchnorm_statistics_and_fits_the_probe(client, start) -> None:
