@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Carry an unfinished study across machines: what its unfinished cells have computed so far (each
+# cell's .partial/: finished chunks of clients and finished baselines) and the global checkpoints
+# they start from (DIR/cache/global), in one small tar.xz to commit. A session's machine, with
+# runs/ on it, is not kept; a cell of mnist-writers takes longer than one session.
+#   scripts/study_state.sh save STUDY_DIR FILE.tar.xz   (stop the study first: kill -STOP or let it end)
+#   scripts/study_state.sh load FILE.tar.xz STUDY_DIR   then rerun the same `pftlab study` command: it resumes
+# The checkpoints travel too, so every chunk of a cell comes from the same global model even when
+# the resumed run is on another CPU (whose arithmetic can differ in the last bits).
+set -euo pipefail
+usage="usage: scripts/study_state.sh save STUDY_DIR FILE.tar.xz | load FILE.tar.xz STUDY_DIR"
+case ${1:-} in
+save)
+  src=${2:?$usage} file=${3:?$usage}
+  [[ -d $src/runs ]] || { echo "study_state: $src/runs not found: STUDY_DIR is the --out of pftlab study" >&2; exit 2; }
+  cd "$src"
+  parts=$(find runs -mindepth 3 -maxdepth 3 -name .partial -type d | sort)
+  [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.partial) in $src" >&2; exit 2; }
+  cd - >/dev/null
+  mkdir -p "$(dirname "$file")"
+  # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.partial)
+  tar -C "$src" --exclude='*.tmp' -cJf "$file.tmp" $parts cache/global
+  mv "$file.tmp" "$file"
+  echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and cache/global of $src to $file ($(du -h "$file" | cut -f1))"
+  ;;
+load)
+  file=${2:?$usage} dest=${3:?$usage}
+  [[ -f $file ]] || { echo "study_state: $file not found" >&2; exit 2; }
+  mkdir -p "$dest"
+  tar -C "$dest" -xJf "$file"
+  echo "study_state: loaded $file into $dest; rerun the same pftlab study command to resume"
+  ;;
+*)
+  echo "$usage" >&2
+  exit 2
+  ;;
+esac
