@@ -29,4 +29,6 @@ for cell in "$src"/runs/*/seed*; do
   [[ ! -f "$cell/search.json" ]] || cp "$cell/search.json" "$dest/$rel/"  # each client's grid choice
   n=$((n + 1))
 done
-echo "publish_study: $src -> $dest ($n finished cells$( ((cells_only)) && echo ', cells only'))"
+what="$n finished cells"
+((!cells_only)) || what+=", cells only"
+echo "publish_study: $src -> $dest ($what)"

@@ -13,10 +13,8 @@ case ${1:-} in
 save)
   src=${2:?$usage} file=${3:?$usage}
   [[ -d $src/runs ]] || { echo "study_state: $src/runs not found: STUDY_DIR is the --out of pftlab study" >&2; exit 2; }
-  cd "$src"
-  parts=$(find runs -mindepth 3 -maxdepth 3 -name .partial -type d | sort)
+  parts=$(cd "$src" && find runs -mindepth 3 -maxdepth 3 -name .partial -type d | sort)
   [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.partial) in $src" >&2; exit 2; }
-  cd - >/dev/null
   mkdir -p "$(dirname "$file")"
   # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.partial)
   tar -C "$src" --exclude='*.tmp' -cJf "$file.tmp" $parts cache/global

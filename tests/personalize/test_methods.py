@@ -126,7 +126,7 @@ def test_surgical_ft_unknown_block_is_a_user_error(client, start) -> None:
 def test_flooding_holds_the_training_loss_at_its_level(client, start) -> None:
     """Below the level a batch takes an ascent step, so once the loss reaches b it stays there: the epoch means
     never fall well below b, where plain FT goes far below. With momentum the ascent overshoots, so the means sit
-    0.1-0.25 above b, by amounts that differ with the thread count (summation order): the bounds allow for that."""
+    0.07-0.23 above b, by amounts that differ with the thread count (summation order): the bounds allow for that."""
     budget = PersonalizeConfig(epochs=15, methods=["ft"])
     level = 0.5
     model = build_model(ModelConfig(width=8, hidden=32), client.train.input_shape, 10, seed=0)
