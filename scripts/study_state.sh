@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Carry an unfinished study across machines: what its unfinished cells have computed so far (each
 # cell's .partial/: finished chunks of clients and finished baselines) and the global checkpoints
-# they start from (DIR/cache/global), in one small tar.xz to commit. A session's machine, with
+# they may start from (DIR/cache/global less those of finished cells), in one small tar.xz to commit. A session's machine, with
 # runs/ on it, is not kept; a cell of mnist-writers takes longer than one session.
 #   scripts/study_state.sh save STUDY_DIR FILE.tar.xz   (stop the study first: kill -STOP or let it end)
 #   scripts/study_state.sh load FILE.tar.xz STUDY_DIR   then rerun the same `pftlab study` command: it resumes
@@ -15,11 +15,19 @@ save)
   [[ -d $src/runs ]] || { echo "study_state: $src/runs not found: STUDY_DIR is the --out of pftlab study" >&2; exit 2; }
   parts=$(cd "$src" && find runs -mindepth 3 -maxdepth 3 -name .partial -type d | sort)
   [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.partial) in $src" >&2; exit 2; }
+  # Every global checkpoint but those of finished cells (a run.json and no .partial): those cells
+  # are published and never resumed, and each checkpoint is 1.6 MB in git's history per save.
+  done_ckpts=$(cd "$src" && for r in runs/*/seed*/run.json; do
+    [[ -f $r && ! -d $(dirname "$r")/.partial ]] || continue
+    sed -n 's/.*"global_checkpoint": *"\([^"]*\)".*/\1/p' "$r" | xargs -r -n1 basename
+  done | sort -u)
+  ckpts=$(cd "$src" && find cache/global -maxdepth 1 -name '*.safetensors' 2>/dev/null | sort |
+    grep -vxFf <(echo "$done_ckpts" | sed 's|^|cache/global/|') || true)
   mkdir -p "$(dirname "$file")"
   # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.partial)
-  tar -C "$src" --exclude='*.tmp' -cJf "$file.tmp" $parts cache/global
+  tar -C "$src" --exclude='*.tmp' -cJf "$file.tmp" $parts $ckpts
   mv "$file.tmp" "$file"
-  echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and cache/global of $src to $file ($(du -h "$file" | cut -f1))"
+  echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and $(echo -n "$ckpts" | grep -c '^' || true) global checkpoint(s) of $src to $file ($(du -h "$file" | cut -f1))"
   ;;
 load)
   file=${2:?$usage} dest=${3:?$usage}
