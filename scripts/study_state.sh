@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Carry an unfinished study across machines: what its unfinished cells have computed so far (each
 # cell's .partial/: finished chunks of clients and finished baselines) and the global checkpoints
-# they may start from (DIR/cache/global less those of finished cells), in one small tar.xz to commit. A session's machine, with
-# runs/ on it, is not kept; a cell of mnist-writers takes longer than one session.
+# they may start from (DIR/cache/global less those of finished cells), in one small tar.xz to
+# commit. A session's machine, with runs/ on it, is not kept; a cell of mnist-writers takes longer
+# than one session.
 #   scripts/study_state.sh save STUDY_DIR FILE.tar.xz   (stop the study first: kill -STOP or let it end)
 #   scripts/study_state.sh load FILE.tar.xz STUDY_DIR   then rerun the same `pftlab study` command: it resumes
 # The checkpoints travel too, so every chunk of a cell comes from the same global model even when
@@ -17,17 +18,19 @@ save)
   [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.partial) in $src" >&2; exit 2; }
   # Every global checkpoint but those of finished cells (a run.json and no .partial): those cells
   # are published and never resumed, and each checkpoint is 1.6 MB in git's history per save.
-  done_ckpts=$(cd "$src" && for r in runs/*/seed*/run.json; do
+  skip=()
+  for r in "$src"/runs/*/seed*/run.json; do
     [[ -f $r && ! -d $(dirname "$r")/.partial ]] || continue
-    sed -n 's/.*"global_checkpoint": *"\([^"]*\)".*/\1/p' "$r" | xargs -r -n1 basename
-  done | sort -u)
-  ckpts=$(cd "$src" && find cache/global -maxdepth 1 -name '*.safetensors' 2>/dev/null | sort |
-    grep -vxFf <(echo "$done_ckpts" | sed 's|^|cache/global/|') || true)
+    ckpt=$(sed -n 's/.*"global_checkpoint": *"\([^"]*\)".*/\1/p' "$r")
+    [[ -z $ckpt ]] || skip+=(--exclude="cache/global/${ckpt##*/}")
+  done
+  global=$([[ -d $src/cache/global ]] && echo cache/global || true)
   mkdir -p "$(dirname "$file")"
   # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.partial)
-  tar -C "$src" --exclude='*.tmp' -cJf "$file.tmp" $parts $ckpts
+  tar -C "$src" --exclude='*.tmp' "${skip[@]}" -cJf "$file.tmp" $parts $global
   mv "$file.tmp" "$file"
-  echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and $(echo -n "$ckpts" | grep -c '^' || true) global checkpoint(s) of $src to $file ($(du -h "$file" | cut -f1))"
+  n=$(tar -tJf "$file" | grep -c '^cache/global/.*\.safetensors$' || true)
+  echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and $n global checkpoint(s) of $src to $file ($(du -h "$file" | cut -f1))"
   ;;
 load)
   file=${2:?$usage} dest=${3:?$usage}
