@@ -19,6 +19,8 @@ install: $(VENV)/.torch-installed
 
 install-test: $(VENV)/.torch-installed
 	$(PY) -m pip install --quiet -e ".[test,flower]"
+	# the example plugin (examples/pftlab-example-plugin): its entry points are what tests/test_example_plugin.py checks
+	$(PY) -m pip install --quiet --no-deps -e examples/pftlab-example-plugin
 
 quickstart: install
 	$(VENV)/bin/pftlab run configs/quickstart.toml
@@ -29,6 +31,8 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) runs

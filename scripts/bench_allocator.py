@@ -1,4 +1,4 @@
-"""Evaluation time with glibc's default allocator settings against pftlab's (pftlab.engine.allocator).
+"""Evaluation time with glibc's default allocator settings against pftlab's (pftlab.core.allocator).
 
 mallopt settings are per process, so each side runs in its own subprocess doing the same work:
 the features of every pooled test image of a benchmark for one freshly built model, repeated.
@@ -16,7 +16,7 @@ import sys
 
 WORK = """
 import json, sys, time, torch
-from pftlab.engine.allocator import keep_freed_memory
+from pftlab.core.allocator import keep_freed_memory
 from pftlab.experiment.config import load_config
 from pftlab.data.benchmarks import build_federation
 from pftlab.models import build_model

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from pftlab.baselines import BASELINES, run_baseline
 from pftlab.data.benchmarks import build_federation
 from pftlab.evaluate.matrix import EvalPool, correct_row
 from pftlab.evaluate.metrics import summarize
 from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment, set_threads
 from pftlab.models import build_model
+from pftlab.personalize.baselines import BASELINES, run_baseline
 
 ALGORITHMS = ["fedavg", "fedprox", "scaffold", "fedavgm", "fedadam", "fedbabu"]
 

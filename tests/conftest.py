@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# as pftlab/__init__.py does, but before any test module imports torch (ahead of pftlab): OpenMP
+# threads sleep instead of spinning when they wait, so the suite keeps its speed on a loaded machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

@@ -91,9 +91,9 @@ def same_type(draw: st.DrawFn, default: Any) -> Any:
     if isinstance(default, str):
         return draw(st.sampled_from([default, "", "auto", "cnn", "mlp", "sgd", "adam", "quick", "batch", "iid"]))
     if isinstance(default, list):
-        from pftlab.experiment.config import method_specs
+        from pftlab.personalize import METHODS
 
-        pool = list(method_specs()) if all(isinstance(x, str) for x in default) and default else default
+        pool = list(METHODS.names()) if all(isinstance(x, str) for x in default) and default else default
         return draw(st.lists(st.sampled_from(pool or [0]), max_size=4)) if pool else []
     return default
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from pftlab.errors import UserError
-from pftlab.experiment.config import from_dict, method_specs, parse_override
-from pftlab.io import safe_name
+from pftlab.core.errors import UserError
+from pftlab.core.io import safe_name
+from pftlab.experiment.config import from_dict, load_config, parse_override
+from pftlab.personalize import METHODS
 
 SRC = Path(__file__).parents[1] / "src" / "pftlab"
+QUICKSTART = Path(__file__).parents[1] / "configs" / "quickstart.toml"
 BANNED_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "yaml", "jsonpickle"}
 BANNED_BUILTINS = {"eval", "exec", "compile", "__import__"}
 BANNED_ATTRS = {("torch", "load"), ("pd", "read_pickle"), ("pandas", "read_pickle"), ("torch", "jit")}
@@ -90,14 +94,57 @@ def test_config_names_that_could_escape_are_refused(name: str) -> None:
 def test_every_registered_name_is_a_plain_file_name() -> None:
     from pftlab.data.benchmarks import BENCHMARKS
 
-    for name in [*method_specs(), *BENCHMARKS]:
+    for name in [*METHODS.names(), *BENCHMARKS]:
         assert safe_name(name) == name
 
 
-def test_config_values_are_data_never_code() -> None:
-    """A --set value that looks like code is a string; TOML has no way to run anything."""
-    code = "__import__('os').system('touch /tmp/pftlab-pwned')"
-    assert parse_override(f"model.name={code}") == (["model", "name"], code)
+def _payloads(marker: Path) -> list[str]:
+    """Values that create `marker` if anything evaluates them as Python, or hands them to a shell."""
+    return [
+        f"__import__('pathlib').Path({str(marker)!r}).touch()",
+        f"__import__('os').system('touch {marker}')",
+        f"$(touch {marker})",
+        f"`touch {marker}`",
+        f"x; touch {marker}",
+    ]
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_config_values_are_data_never_code(kind: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --set value or a TOML value that is code is a string; nothing runs it (not Python, not a shell).
+
+    Each value, if evaluated, creates a file of its own under this test's tmp_path: every way a config
+    value comes in (--set, a TOML file, the CLI, with and without --check) is tried, and the file must not
+    appear. The file's absence is checked right after each step, before anything else can fail."""
+    from pftlab.cli import main
+
+    marker = tmp_path / "pwned"
+    code = _payloads(marker)[kind]
+
+    def untouched(step: str) -> None:
+        assert not marker.exists(), f"{step}: {code!r} was run"
+
+    for key in ("model.name", "data.benchmark", "personalize.epochs", "method.ft.lr"):
+        parsed = parse_override(f"{key}={code}")
+        untouched(f"--set {key}")
+        assert parsed == (key.split("."), code)
+        with pytest.raises(UserError, match=re.escape(key.split(".")[0])):
+            load_config(QUICKSTART, [f"{key}={code}"])
+        untouched(f"load_config --set {key}")
     with pytest.raises(UserError, match=r"model\.name"):
         from_dict({"model": {"name": code}})
-    assert not Path("/tmp/pftlab-pwned").exists()
+    untouched("from_dict")
+
+    toml = tmp_path / "config.toml"
+    toml.write_text(f"[model]\nname = {json.dumps(code)}\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"model\.name"):
+        load_config(toml)
+    untouched("a TOML file")
+    for check in ([], ["--check"]):
+        out = tmp_path / f"run{len(check)}"
+        assert main(["run", str(toml), "--out", str(out), *check]) == 2
+        untouched(f"pftlab run {' '.join(check)} with the TOML file")
+        assert main(["run", str(QUICKSTART), "--set", f"model.name={code}", "--out", str(out), *check]) == 2
+        untouched(f"pftlab run {' '.join(check)} --set")
+        assert not out.exists()
+        assert capsys.readouterr().err.count("config: model.name: unknown model") == 2  # refused as a name

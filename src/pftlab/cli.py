@@ -8,14 +8,10 @@ import sys
 from pathlib import Path
 
 from pftlab import __version__
-from pftlab.errors import UserError, one_line
+from pftlab.core.args import Parser, check_out_dir
+from pftlab.core.errors import UserError, one_line
 
 CHECK_HELP = "only validate: config, data files, method plans and output path; build and write nothing"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message}; see '{self.prog} --help'")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -48,11 +44,42 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from pftlab.experiment.config import method_specs
+    from pftlab.personalize import METHODS
 
-    for name, m in method_specs().items():  # post-hoc methods, then process-integrated baselines
+    for name, m in METHODS.items():  # post-hoc methods, then process-integrated baselines, then plugins'
         params = ", ".join(f"{k}={f.default}" for k, f in m.Params.model_fields.items())
-        print(f"{name:<12} {m.summary}\n{'':<12} parameters ([method.{name}]): {params}")
+        kind = "process-integrated baseline" if m.integrated else "post-hoc recipe"
+        origin = METHODS.origin(name)
+        print(f"{name:<12} {m.summary}\n{'':<12} {kind}, from {origin}; parameters ([method.{name}]): {params}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pftlab.data.benchmarks import build_federation
+    from pftlab.experiment.check import check_data
+    from pftlab.experiment.config import apply_overrides, from_dict
+    from pftlab.models import MODELS, build_model, resolve_name
+    from pftlab.models.cost import forward_flops, parameter_count
+
+    raw = apply_overrides({"data": {"benchmark": args.benchmark, "size": "quick"}}, args.set)
+    cfg = from_dict(raw)
+    check_data(cfg)  # missing data files: one line saying which, before anything is decoded
+    fed = build_federation(cfg.data, cfg.seed)
+    shape, classes = fed.input_shape, fed.num_classes
+    unit = "image" if len(shape) == 3 else "input"
+    print(f"on {fed.name} (quick size): input {shape}, {classes} classes; forward FLOPs per {unit} (batch of 1)")
+    for name, spec in MODELS.items():
+        problem = spec.accepts(shape)
+        if problem:
+            cost = f"does not take this input: {one_line(problem)}"
+        else:
+            try:
+                model = build_model(cfg.model.model_copy(update={"name": name}), shape, classes, cfg.seed)
+                cost = f"{parameter_count(model):,} parameters, {forward_flops(model, shape):,} FLOPs"
+            except Exception as err:  # a plugin's model that fails to build or run says why, on its own line
+                cost = f"fails on this input: {type(err).__name__}: {one_line(str(err))}"
+        print(f"{name:<12} {spec.summary}\n{'':<12} from {MODELS.origin(name)}; {cost}")
+    print(f"model.name = 'auto' (the default) picks {resolve_name('auto', shape)} for this input")
     return 0
 
 
@@ -70,7 +97,7 @@ def _data_show(args: argparse.Namespace) -> int:
 
     from pftlab.data.benchmarks import build_federation
     from pftlab.data.show import federation_table, label_heatmap
-    from pftlab.experiment.check import check_data, check_out_dir
+    from pftlab.experiment.check import check_data
     from pftlab.experiment.config import apply_overrides, from_dict
 
     raw = apply_overrides({"seed": args.seed, "data": {"benchmark": args.name, "size": args.size}}, args.set)
@@ -94,7 +121,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from pftlab.experiment.check import check_data, check_methods, check_out_dir
+    from pftlab.experiment.check import check_data, check_methods
 
     out = Path(args.out)
     check_out_dir(out)
@@ -143,7 +170,7 @@ def _analyze(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pftlab.engine.bench import run_bench
+    from pftlab.bench import run_bench
 
     console = Console(stderr=True)
     result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
@@ -152,9 +179,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
+    parser = Parser(prog="pftlab", description="Personalized fine-tuning in heterogeneous federated learning.")
     parser.add_argument("--version", action="version", version=f"pftlab {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser(
         "run",
@@ -187,9 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the personalization methods and their hyper-parameters")
     methods.set_defaults(func=_methods)
 
+    models = sub.add_parser(
+        "models",
+        help="every model, its origin, and its parameters and FLOPs on a benchmark's input",
+        description="List every registered model (model.name) with its summary and the package it comes from, "
+        "and, built for one benchmark's input at quick size, its number of parameters and forward FLOPs per input.",
+    )
+    models.add_argument(
+        "--benchmark", default="digits-quick", metavar="NAME", help="whose input shape (default digits-quick)"
+    )
+    models.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set model.width=64 (repeatable)"
+    )
+    models.set_defaults(func=_models)
+
     data = sub.add_parser("data", help="the benchmarks: list them, or show one federation client by client")
-    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    listing = data_sub.add_parser("list", help="every benchmark: shift, sizes, whether its files are present")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    listing = data_sub.add_parser("list", help="every benchmark: origin, shift, sizes, whether its files are present")
     listing.set_defaults(func=_data_list)
     show = data_sub.add_parser("show", help="per-client sizes, domains and label counts, plus a PNG heat map")
     show.add_argument("name", help="a benchmark name from 'pftlab data list'")
@@ -201,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_data_show)
 
     analyze = sub.add_parser("analyze", help="the study's analyses: accuracy vs epoch, distortion vs drop, flooding")
-    a_sub = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    a_sub = analyze.add_subparsers(dest="analysis", required=True, parser_class=Parser)
     for name, source, text in (
         ("curves", "CONFIG.toml", "local and global accuracy against fine-tuning epoch: FT lrs, sparsity, mu, LP-FT"),
         ("distortion", "RUN_DIR", "feature distortion against the drop in global accuracy, from a run directory"),

@@ -11,12 +11,12 @@ from pftlab.analysis.curves import VARIANTS, run_curves
 from pftlab.analysis.distortion_drop import run_distortion
 from pftlab.analysis.flooding import run_flooding
 from pftlab.cli import main
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.experiment.config import ModelConfig, PersonalizeConfig, load_config
 from pftlab.experiment.runner import run_experiment
 from pftlab.models import build_model
 from pftlab.personalize import Phase
-from pftlab.train import train
+from pftlab.training.loop import train
 
 
 @pytest.fixture

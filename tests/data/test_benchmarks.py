@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
+from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import BENCHMARKS, build_federation
 from pftlab.data.dataset import FederatedData
-from pftlab.errors import UserError
 from pftlab.experiment.config import DataConfig, from_dict
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
@@ -156,9 +156,9 @@ def _pool_x(client, entry) -> np.ndarray:
 
 @needs_data
 def test_cifar10c_clients_are_their_corruption_of_clean_cifar() -> None:
+    from pftlab.core.seeding import numpy_rng
     from pftlab.data.corruptions import corrupt
     from pftlab.data.sources import cifar10
-    from pftlab.seeding import numpy_rng
 
     fed = federation("cifar10c", corruptions=["gaussian_noise", "fog", "pixelate"], severities=[5, 1])
     clean = np.concatenate([cifar10("train").x, cifar10("test").x])

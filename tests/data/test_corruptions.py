@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pftlab.core.errors import UserError
 from pftlab.data import corruptions
 from pftlab.data.corruptions import CORRUPTIONS, corrupt
-from pftlab.errors import UserError
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 HAVE_FROST = corruptions.frost_dir() is not None

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pftlab.core.errors import CorruptFile, UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.sources import files
 from pftlab.data.sources.synth_digits import cache_file, synth_digits
-from pftlab.errors import CorruptFile, UserError
 from pftlab.experiment.config import DataConfig
 
 SOURCE = "fake/source.bin"

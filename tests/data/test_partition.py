@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pftlab.core.errors import UserError
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.partition import dirichlet, iid, pathological, split_indices
 from pftlab.data.sources import sklearn_digits
-from pftlab.errors import UserError
-from pftlab.seeding import numpy_rng
 
 Y: np.ndarray = sklearn_digits().y
 N = len(Y)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pftlab.core.errors import UserError
 from pftlab.data.dataset import Dataset
 from pftlab.data.sources import (
     cifar10,
@@ -23,7 +24,6 @@ from pftlab.data.sources import (
     usps,
     usps_mat,
 )
-from pftlab.errors import UserError
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"offline datasets not found at {DATA}")

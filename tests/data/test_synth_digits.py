@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pftlab.core.errors import UserError
 from pftlab.data.sources import synth_digits as sd
 from pftlab.data.sources.synth_digits import synth_digits
-from pftlab.errors import UserError
 
 
 @pytest.fixture(scope="module")

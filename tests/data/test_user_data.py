@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from pftlab.cli import main
+from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.sources import sklearn_digits
-from pftlab.errors import UserError
 from pftlab.experiment.config import DataConfig
 
 

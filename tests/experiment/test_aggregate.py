@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
-from pftlab.errors import UserError
-from pftlab.experiment.aggregate import aggregate, run_seeds
+from pftlab.core.errors import UserError
+from pftlab.experiment.aggregate import aggregate, left_out_note, run_seeds
 from pftlab.experiment.config import load_config
 
 
@@ -21,6 +21,40 @@ def test_aggregate_is_mean_and_sample_std() -> None:
     assert agg["seeds"] == [0, 1, 2]
     assert agg["methods"]["ft"]["local"] == {"mean": 80.0, "std": 10.0}
     assert agg["methods"]["ft"]["global"]["std"] == 20.0
+    assert "left_out" not in agg
+
+
+def test_a_metric_some_seeds_lack_is_left_out_not_filled_with_zero() -> None:
+    """distortion_own of 0.2 in seed 0 and none in seed 1 is not a mean of 0.1: it is left out and named."""
+    runs = [
+        {"benchmark": "b", "num_clients": 2, "seed": 0, "methods": {"ft": {"local": 80.0, "distortion_own": 0.2}}},
+        {"benchmark": "b", "num_clients": 2, "seed": 1, "methods": {"ft": {"local": 90.0}}},
+    ]
+    agg = aggregate(runs)
+    assert "distortion_own" not in agg["methods"]["ft"]
+    assert agg["methods"]["ft"]["local"]["mean"] == 85.0
+    assert agg["left_out"] == {"ft": {"distortion_own": [1]}}
+    assert left_out_note(agg) == "Left out, as not every seed has them: ft distortion_own (missing in seed 1).\n"
+
+
+def test_failed_clients_count_zero_where_no_client_failed() -> None:
+    """summarize() writes `failed` only when a client failed: its absence is a count of 0, not a gap."""
+    runs = [
+        {"benchmark": "b", "num_clients": 4, "seed": s, "methods": {"ft": {"local": 80.0, **extra}}}
+        for s, extra in ((0, {"failed": 2}), (1, {}))
+    ]
+    agg = aggregate(runs)
+    assert agg["methods"]["ft"]["failed"]["mean"] == 1.0
+    assert "left_out" not in agg
+
+
+def test_seeds_with_different_methods_are_refused() -> None:
+    runs = [
+        {"benchmark": "b", "num_clients": 2, "seed": 0, "methods": {"ft": {"local": 80.0}}},
+        {"benchmark": "b", "num_clients": 2, "seed": 1, "methods": {"lp": {"local": 80.0}}},
+    ]
+    with pytest.raises(ValueError, match="different configs"):
+        aggregate(runs)
 
 
 def test_run_seeds_writes_one_directory_per_seed(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:

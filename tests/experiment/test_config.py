@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.experiment.config import Config, dumps_toml, from_dict, load_config
 
 QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.toml"

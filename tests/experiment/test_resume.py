@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +41,34 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def _kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
-    """Start the run and SIGKILL it as soon as `ready()` holds (polled every 10 ms)."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# A last resort against a run that hangs: the tests wait for events (files a run writes), never for a time,
+# so a loaded machine only makes them slower; this is far beyond what any of these runs takes there.
+GUARD = 1200.0
+
+
+def _kill_when(cmd: list[str], ready: Callable[[], bool], log: Path) -> None:
+    """Start the run and SIGKILL it as soon as `ready()` holds (polled every 10 ms).
+
+    Only the event decides when the kill lands. The run ending before it, or a run that shows no such event
+    within GUARD seconds (a hang), fails the test with the run's output: never a kill at a moment the clock chose.
+    """
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout
-        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + GUARD
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended (exit {proc.returncode}) before the moment to kill it\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no moment to kill the run within {GUARD:.0f} s: is it hung?\n{_tail(log)}")
             time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.is_file() else ""
 
 
 def test_sigkill_at_several_moments_then_restart_gives_identical_results(
@@ -59,36 +78,42 @@ def test_sigkill_at_several_moments_then_restart_gives_identical_results(
     subprocess.run(_cmd(quickstart, reference), env=_env(), check=True, capture_output=True)
     want = (reference / "summary.json").read_bytes()
     clients_csv = (reference / "clients.csv").read_bytes()
+    cache = tmp_path / "fresh-cache"
 
     def chunks(out: Path, n: int):
         return lambda: len(list((out / ".partial").rglob("*.json"))) >= n
 
-    started = 0.0
+    def global_stage_started(out: Path):
+        # the run makes its directory once the data and the model are built, just before the global stage
+        return out.is_dir
 
-    def after(seconds: float):
-        return lambda: time.monotonic() - started > seconds
+    def global_checkpoints() -> list[Path]:
+        return list((cache / "global").glob("*.safetensors")) if (cache / "global").is_dir() else []
 
     moments = {  # name -> when to kill
-        "early, while the global stage trains (fresh cache)": after(1.5),
+        "early, while the global stage trains (fresh cache)": global_stage_started(tmp_path / "killed0"),
         "after 1 chunk of FT": chunks(tmp_path / "killed1", 1),
         "after FT and LP": chunks(tmp_path / "killed2", 4),
         "in the middle of LP-FT": chunks(tmp_path / "killed3", 5),
     }
-    monkeypatch.setenv("PFTLAB_CACHE", str(tmp_path / "fresh-cache"))
+    monkeypatch.setenv("PFTLAB_CACHE", str(cache))
     reused = 0
     for k, (name, when) in enumerate(moments.items()):
         out = tmp_path / f"killed{k}"
-        started = time.monotonic()
-        _kill_when(_cmd(quickstart, out), when)
+        _kill_when(_cmd(quickstart, out), when, tmp_path / f"killed{k}.log")
         assert not (out / "summary.json").exists(), f"killed {name}: the run must not look finished"
+        if k == 0:  # the kill landed in the global stage: it had not saved its checkpoint
+            assert not global_checkpoints(), "killed too late: the global stage had finished"
+            assert not (out / ".partial").exists()
         done = subprocess.run(_cmd(quickstart, out), env=_env(), check=True, capture_output=True, text=True)
         reused += "reused" in done.stdout + done.stderr
         assert (out / "summary.json").read_bytes() == want, f"killed {name}"
         assert (out / "clients.csv").read_bytes() == clients_csv
         assert not (out / ".partial").exists()
         assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
+        assert len(global_checkpoints()) == 1, "the restart after the early kill trained and saved the global model"
     assert reused >= 3, "restarts after finished chunks must say what they reused"
-    assert not list((tmp_path / "fresh-cache").rglob("*.tmp*"))
+    assert not list(cache.rglob("*.tmp*"))
 
 
 def test_a_sweep_killed_in_its_second_seed_resumes_to_the_same_aggregate(quickstart: Path, tmp_path: Path) -> None:
@@ -100,6 +125,7 @@ def test_a_sweep_killed_in_its_second_seed_resumes_to_the_same_aggregate(quickst
     _kill_when(
         _cmd(quickstart, out, *seeds),
         lambda: (out / "seed0" / "summary.json").exists() and any((out / "seed1" / ".partial").rglob("*.json")),
+        tmp_path / "killed.log",
     )
     assert (out / "seed0" / "summary.json").exists() and not (out / "aggregate.json").exists()
     done = subprocess.run(_cmd(quickstart, out, *seeds), env=_env(), check=True, capture_output=True, text=True)
@@ -152,18 +178,18 @@ def test_a_finished_baseline_is_reused_after_an_interruption(
 ) -> None:
     cfg = load_config(quickstart, [*tiny, 'personalize.methods=["lp","fedper","fedrep"]', "runtime.progress=false"])
     want = run_experiment(cfg, tmp_path / "whole")
-    import pftlab.baselines
+    import pftlab.experiment.runner
 
     calls: list[str] = []
-    original = pftlab.baselines.run_baseline
+    original = pftlab.experiment.runner.train_baseline
 
-    def crash_on_second(name, *args, **kwargs):  # a baseline's federated training
-        calls.append(name)
+    def crash_on_second(spec, *args, **kwargs):  # a baseline's federated training
+        calls.append(spec.name)
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed during FedRep's federated training
-        return original(name, *args, **kwargs)
+        return original(spec, *args, **kwargs)
 
-    monkeypatch.setattr(pftlab.baselines, "run_baseline", crash_on_second)
+    monkeypatch.setattr(pftlab.experiment.runner, "train_baseline", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "cut")
     [saved] = (tmp_path / "cut" / ".partial").rglob("fed*.json")

@@ -13,6 +13,43 @@ from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment
 
 
+def matrices_agree_with_summary(out: Path, summary: dict) -> None:
+    """summary.json's metrics are those of matrices/<method>.csv (and clients.csv): every method, every metric."""
+    n, sizes = summary["num_clients"], np.array(summary["test_sizes"], dtype=float)
+    assert sizes.shape == (n,) and (sizes > 0).all()
+    assert {p.stem for p in (out / "matrices").glob("*.csv")} == set(summary["methods"])
+    rows = list(csv.DictReader((out / "clients.csv").open()))
+    assert len(rows) == n * len(summary["methods"])
+    others = ~np.eye(n, dtype=bool)
+    for method, metrics in summary["methods"].items():
+        path = out / "matrices" / f"{method}.csv"
+        header = path.read_text().splitlines()[0].split(",")
+        assert header[1:] == [f"client{k}" for k in range(n)], method
+        a = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, n + 1), ndmin=2)
+        assert a.shape == (n, n) and ((a >= 0) & (a <= 100)).all(), method
+        hits = a * sizes[None, :] / 100  # the entries are hit counts over the test sizes
+        assert np.allclose(hits, np.round(hits), atol=1e-2), method
+        off = a[others].reshape(n, n - 1)
+        weighted = (a * sizes[None, :] * others).sum(1) / (sizes[None, :] * others).sum(1)
+        want = {
+            "local": np.diag(a).mean(),
+            "global": weighted.mean(),
+            "global_balanced": off.mean(),
+            "worst": off.min(1).mean(),
+            "c_std": np.diag(a).std(),
+        }
+        for key, value in want.items():
+            assert abs(metrics[key] - value) < 1e-3, (method, key, metrics[key], value)
+            assert 0 <= metrics[key] <= 100, (method, key)
+        assert abs(metrics["average3"] - (metrics["local"] + metrics["global"] + metrics["worst"]) / 3) < 1e-3
+        mine = [r for r in rows if r["method"] == method]
+        assert [int(r["client"]) for r in mine] == list(range(n)), method
+        assert np.allclose([float(r["local"]) for r in mine], np.diag(a), atol=1e-3), method
+        assert np.allclose([float(r["worst"]) for r in mine], off.min(1), atol=1e-3), method
+    gm = np.loadtxt(out / "matrices" / "global-model.csv", delimiter=",", skiprows=1, usecols=range(1, n + 1))
+    assert (gm == gm[0]).all(), "the global model is one model: every row of its matrix is the same"
+
+
 def test_end_to_end_run_directory(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
     cfg = load_config(quickstart, tiny)
     log = StringIO()
@@ -46,6 +83,7 @@ def test_end_to_end_run_directory(quickstart: Path, tiny: list[str], tmp_path: P
     matrix = np.loadtxt(out / "matrices" / "ft.csv", delimiter=",", skiprows=1, usecols=range(1, 5))
     local = [float(r["local"]) for r in rows if r["method"] == "ft"]
     assert np.allclose(np.diag(matrix), local, atol=1e-3)
+    matrices_agree_with_summary(out, summary)
     partition = json.loads((out / "partition.json").read_text())
     assert partition["hash"] == summary["partition_hash"]
     assert len(partition["clients"]) == cfg.data.num_clients
@@ -76,6 +114,7 @@ def test_determinism_does_not_depend_on_the_cache(
 
 def test_any_torch_module_runs_by_naming_its_head(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
     import torch
+    from safetensors.torch import load_file
     from torch import nn
 
     def model_fn(shape: tuple[int, ...], classes: int) -> nn.Module:
@@ -84,6 +123,24 @@ def test_any_torch_module_runs_by_naming_its_head(quickstart: Path, tiny: list[s
             OrderedDict(body=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()), fc=nn.Linear(32, classes))
         )
 
-    summary = run_experiment(load_config(quickstart, tiny), tmp_path / "run", model_fn=model_fn, head="fc")
+    cfg = load_config(quickstart, tiny)
+    out = tmp_path / "run"
+    summary = run_experiment(cfg, out, model_fn=model_fn, head="fc")
+    assert list(summary["methods"]) == ["global-model", *cfg.personalize.methods]
     assert set(summary["methods"]) == {"global-model", "ft", "lp", "lp-ft"}
-    assert summary["methods"]["lp"]["local"] > 0
+    assert json.loads((out / "summary.json").read_text()) == summary
+    matrices_agree_with_summary(out, summary)
+    # the run trained this module, not the configured model: the global checkpoint holds its parameters
+    weights = load_file(str(out / "global.safetensors"))
+    assert tuple(weights["fc.weight"].shape) == (10, 32)  # digits: 10 classes
+    want = model_fn((8, 8), 10).state_dict()
+    assert {k: tuple(v.shape) for k, v in weights.items()} == {k: tuple(v.shape) for k, v in want.items()}
+    assert not all(torch.equal(weights[k], want[k]) for k in want), "the global stage did not train it"
+    # `head="fc"` was honoured: LP trains the fc layer only (the body's features stay the global ones),
+    # FT trains the body too, and both personalize (their matrices are not the global model's)
+    methods = summary["methods"]
+    assert methods["lp"]["distortion_own"] == 0 and methods["lp"]["cka_own"] == 1
+    assert methods["ft"]["distortion_own"] > 0 and methods["ft"]["cka_own"] < 1
+    gm = (out / "matrices" / "global-model.csv").read_text().splitlines()[1:]
+    for method in ("ft", "lp", "lp-ft"):
+        assert (out / "matrices" / f"{method}.csv").read_text().splitlines()[1:] != gm, method

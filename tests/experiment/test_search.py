@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import Dataset
-from pftlab.errors import UserError
 from pftlab.evaluate.matrix import EvalPool, accuracy, pool_features
 from pftlab.experiment.config import from_dict, load_config
 from pftlab.experiment.runner import personalize_all, run_experiment
-from pftlab.federated.fedavg import fedavg
+from pftlab.federated import run_global_stage
 from pftlab.models import build_model
 from pftlab.personalize import METHODS, personalize_client
 
@@ -53,7 +53,7 @@ def setup():
     cfg = from_dict({**GRID, "data": {"num_clients": 4}, "federated": {"rounds": 3}, "runtime": {"engine": "loop"}})
     fed = build_federation(cfg.data, cfg.seed)
     model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
-    weights = fedavg(model, fed, cfg.federated, cfg.seed)
+    weights = run_global_stage(model, fed, cfg.federated, cfg.seed)[0]
     return cfg, fed, model, weights
 
 

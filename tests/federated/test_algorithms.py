@@ -127,7 +127,7 @@ def test_fedbabu_leaves_the_head_bit_identical_and_trains_the_body(fed, new_mode
 
 
 def test_scaffold_refuses_adam_local_steps() -> None:
-    from pftlab.errors import UserError
+    from pftlab.core.errors import UserError
     from pftlab.experiment.config import from_dict
 
     with pytest.raises(UserError, match="scaffold"):

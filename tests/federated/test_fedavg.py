@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from pftlab.core.weights import weighted_average
 from pftlab.data.benchmarks import build_federation
+from pftlab.experiment.checkpoint import global_model
 from pftlab.experiment.config import Config, DataConfig, FederatedConfig
-from pftlab.federated.checkpoint import global_model
 from pftlab.federated.sampling import participation_schedule
 from pftlab.models import build_model
-from pftlab.weights import weighted_average
 
 
 def test_weighted_average_is_sample_weighted() -> None:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
+from pftlab.experiment.checkpoint import global_model, stage_stats
 from pftlab.experiment.config import Config, FederatedConfig
 from pftlab.federated import ALGORITHMS, ClientUpdate, dropped, run_global_stage, server_round
-from pftlab.federated.checkpoint import global_model, stage_stats
 from pftlab.federated.rounds import StageStats
 
 
@@ -97,7 +97,7 @@ def test_the_checkpoint_keeps_the_counts_when_reused(fed, new_model) -> None:
 
 
 def test_config_bounds() -> None:
-    from pftlab.errors import UserError
+    from pftlab.core.errors import UserError
     from pftlab.experiment.config import from_dict
 
     for bad in ({"dropout": 1.5}, {"algorithm": "fedsgd"}, {"server_momentum": 1.0}, {"tau": 0.0}, {"prox_mu": -1.0}):

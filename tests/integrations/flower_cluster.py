@@ -28,6 +28,10 @@ from pftlab.experiment.config import load_config
 from pftlab.integrations.flower.app import export
 
 BIN = Path(sys.executable).parent
+# A last resort against a hang: every wait below polls for an event (a file, a log line, a process state, an
+# answer) and returns as soon as it holds; this only bounds a wait that would otherwise never end. It is far
+# beyond what any step takes on a loaded machine, so load makes the tests slower, never makes them fail.
+GUARD = 1200.0
 QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.toml"
 # 3 clients of the quick digits federation, 2 FedAvg rounds, LP-FT: a few seconds of compute.
 TINY = [
@@ -89,7 +93,7 @@ def with_home(home: Path) -> list[int]:
     return found
 
 
-def kill_home(home: Path, seconds: float = 15) -> list[int]:
+def kill_home(home: Path, seconds: float = GUARD) -> list[int]:
     """SIGKILL every process with FLWR_HOME=home until none is left; what is still alive after `seconds`."""
     deadline = time.monotonic() + seconds
     while (left := with_home(home)) and time.monotonic() < deadline:
@@ -107,7 +111,7 @@ def kill_tree(p: subprocess.Popen) -> None:
             os.kill(pid, signal.SIGKILL)
     with suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGKILL)
-    p.wait(timeout=30)
+    p.wait(timeout=GUARD)
 
 
 @contextmanager
@@ -129,16 +133,21 @@ def start(started: list[subprocess.Popen], cmd: list[str], env: dict[str, str], 
     return p
 
 
-def wait_healthy(port: int, seconds: float = 60, ca: Path | None = None) -> None:
-    """Until the SuperLink's HTTP API answers (the Control API takes runs only then)."""
+def wait_healthy(
+    port: int, seconds: float = GUARD, ca: Path | None = None, superlink: subprocess.Popen | None = None
+) -> None:
+    """Until the SuperLink's HTTP API answers (the Control API takes runs only then); fails at once if the
+    SuperLink process exited, and after `seconds` only as a last resort."""
     import httpx
 
     url = f"{'https' if ca else 'http'}://127.0.0.1:{port}/health"
     verify = ssl.create_default_context(cafile=str(ca)) if ca else True
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if superlink is not None and superlink.poll() is not None:
+            pytest.fail(f"the SuperLink on port {port} exited ({superlink.returncode}) before it answered")
         try:
-            if httpx.get(url, timeout=1, verify=verify).is_success:
+            if httpx.get(url, timeout=10, verify=verify).is_success:
                 return
         except httpx.HTTPError:
             pass
@@ -218,6 +227,7 @@ class Deployment:
     run_dir: Path
     started: list[subprocess.Popen]
     tls: Certificates | None = None
+    heartbeat: float | None = None  # seconds between the SuperNodes' heartbeats; None: Flower's default
     nodes: list[subprocess.Popen] = field(default_factory=list)
     watched: list[subprocess.Popen] = field(default_factory=list)  # must not exit while the run goes on
 
@@ -229,8 +239,13 @@ class Deployment:
     def supernode(self, name: str, partition: Path, *args: str) -> subprocess.Popen:
         """A SuperNode dialing the SuperLink; `args` as given (default: --insecure, or the test CA with TLS)."""
         security = list(args) or (["--root-certificates", str(self.tls.ca)] if self.tls else ["--insecure"])
+        program = (
+            [str(BIN / "flower-supernode")]
+            if self.heartbeat is None
+            else [sys.executable, str(Path(__file__).with_name("slow_heartbeat_supernode.py")), str(self.heartbeat)]
+        )
         cmd = [
-            str(BIN / "flower-supernode"), *security, "--superlink", f"127.0.0.1:{self.link}",
+            *program, *security, "--superlink", f"127.0.0.1:{self.link}",
             "--port", str(free_port()), "--node-config", f'partition-file="{partition}"',
         ]  # fmt: skip
         return start(self.started, cmd, self.env, self.logs / f"{name}.log")
@@ -244,7 +259,7 @@ class Deployment:
             f"== {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.logs.glob("*.log"))
         )
 
-    def flwr(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def flwr(self, *args: str, timeout: float = GUARD) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "flwr"), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def submit(self, *run_config: str) -> str:
@@ -254,8 +269,9 @@ class Deployment:
         assert done.returncode == 0 and json.loads(done.stdout)["success"], done.stdout + done.stderr
         return str(json.loads(done.stdout)["run-id"])
 
-    def wait(self, until: Callable[[], bool], what: str, seconds: float) -> None:
-        """Poll `until` every 0.2 s; fail with every log if it does not hold in time or a watched process exited."""
+    def wait(self, until: Callable[[], bool], what: str, seconds: float = GUARD) -> None:
+        """Poll `until` every 0.2 s; fail with every log as soon as a watched process exited, or if `until` still
+        does not hold after `seconds` (a last resort against a hang)."""
         deadline = time.monotonic() + seconds
         while not until():
             dead = [p.args for p in self.watched if p.poll() is not None]
@@ -263,13 +279,14 @@ class Deployment:
                 pytest.fail(f"no {what} after {seconds:.0f} s (exited early: {dead})\n{self.all_logs()}")
             time.sleep(0.2)
 
-    def wait_summary(self, seconds: float = 150) -> dict:
+    def wait_summary(self, seconds: float = GUARD) -> dict:
         path = self.run_dir / "summary.json"
         self.wait(path.is_file, path.name, seconds)
         return json.loads(path.read_text())
 
-    def status(self, run_id: str, seconds: float = 60) -> str:
-        """The run's status once it has finished (`finished:completed` when the ServerApp returned)."""
+    def status(self, run_id: str, seconds: float = GUARD) -> str:
+        """The run's status once it has finished (`finished:completed` when the ServerApp returned); polled, with
+        `seconds` only as a last resort (then the status as it is)."""
         deadline = time.monotonic() + seconds
         while True:
             done = self.flwr("ls", "test", "--run-id", run_id, "--format", "json")
@@ -302,24 +319,35 @@ def superlink_command(link: int, tls: Certificates | None, *args: str) -> list[s
 
 @contextmanager
 def deployment(
-    tmp: Path, overrides: list[str], *, round_timeout: float = 60.0, tls: Certificates | None = None
+    tmp: Path,
+    overrides: list[str],
+    *,
+    round_timeout: float = GUARD,
+    tls: Certificates | None = None,
+    heartbeat: float | None = None,
 ) -> Iterator[Deployment]:
-    """Export the config, start a SuperLink (TLS with `tls`) and one SuperNode per client; kill them all after."""
+    """Export the config, start a SuperLink (TLS with `tls`) and one SuperNode per client; kill them all after.
+
+    The ServerApp's round-timeout and nodes-timeout are GUARD by default: a round ends as soon as every node
+    answered and discovery as soon as every node joined, so on a healthy deployment they are last resorts
+    that a slow (loaded) machine never reaches; a test of a dead node passes a shorter `round_timeout`.
+    `heartbeat`: the SuperNodes' heartbeat interval (tests/integrations/slow_heartbeat_supernode.py).
+    """
     cfg = load_config(QUICKSTART, overrides)
     run_dir = tmp / "run"
-    partitions = export(cfg, tmp / "export", run_dir, round_timeout=round_timeout, nodes_timeout=60.0)
+    partitions = export(cfg, tmp / "export", run_dir, round_timeout=round_timeout, nodes_timeout=GUARD)
     home, logs = tmp / "flwr-home", tmp / "logs"
     home.mkdir()
     logs.mkdir()
     env, link = flower_env(home), free_port()
     write_connection(home, link, tls)
     with processes() as started:
-        d = Deployment(tmp, env, link, logs, run_dir, started, tls)
+        d = Deployment(tmp, env, link, logs, run_dir, started, tls, heartbeat)
         superlink = start(started, superlink_command(link, tls), env, logs / "superlink.log")
         d.nodes = [d.supernode(f"supernode{k}", path) for k, path in enumerate(partitions)]
         d.watched = [superlink, *d.nodes]
         try:
-            wait_healthy(link, ca=tls.ca if tls else None)
+            wait_healthy(link, ca=tls.ca if tls else None, superlink=superlink)
             yield d
         finally:  # what a node that exited by itself left behind (its SuperExec) is no longer below it
             kill_home(home)

@@ -18,6 +18,7 @@ pytest.importorskip("flwr", reason="Flower is not installed: pip install 'pftlab
 
 from tests.integrations.flower_cluster import (
     BIN,
+    GUARD,
     TINY,
     deployment,
     flower_env,
@@ -35,8 +36,13 @@ from pftlab.integrations.flower.partition import load_client
 
 pytestmark = pytest.mark.flower
 
-# A round here takes about 10 s (ClientApp start-up); a dead node costs one round-timeout.
-ROUND_TIMEOUT = 25.0
+# A message takes a healthy node about 10 s here (ClientApp start-up), a minute on a heavily loaded 2-core
+# machine; a dead node costs one round-timeout. The round-timeout is the one time that decides anything in
+# these tests (a healthy node slower than it would count as dead), so it is several times that minute.
+# Its SuperNodes send a heartbeat every HEARTBEAT s, so the SuperLink cannot take the killed node for
+# offline (after two missed heartbeats) before the round-timeout ends: it stays a silent node.
+ROUND_TIMEOUT = 120.0
+HEARTBEAT = 600.0
 
 
 def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> None:
@@ -45,17 +51,20 @@ def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> N
     Round 1 goes on with clients 0 and 2 after one round-timeout; client 1 is not asked again;
     personalization and cross-site evaluation cover clients 0 and 2; the run finishes; flower.json
     and summary.json name client 1, its node and the round.
+
+    Every wait is for an event (the node's log line, summary.json, the run's status), with GUARD as a last
+    resort only; the time is reported, not judged.
     """
     t0 = time.perf_counter()
     victim = 1
-    with deployment(tmp_path, TINY, round_timeout=ROUND_TIMEOUT) as d:
+    with deployment(tmp_path, TINY, round_timeout=ROUND_TIMEOUT, heartbeat=HEARTBEAT) as d:
         run_id = d.submit()
         node = d.nodes[victim]
         # the node logs each message it takes: the second train message is round 1's
-        d.wait(lambda: d.log(f"supernode{victim}").count("Receiving: train message") >= 2, "round 1 on node 1", 150)
+        d.wait(lambda: d.log(f"supernode{victim}").count("Receiving: train message") >= 2, "round 1 on node 1")
         d.kill(node)
         killed_at = time.perf_counter()
-        summary = d.wait_summary(150)
+        summary = d.wait_summary()
         status = d.status(run_id)
         assert status == "finished:completed", status + d.all_logs()
     seconds, after_kill = time.perf_counter() - t0, time.perf_counter() - killed_at
@@ -63,6 +72,8 @@ def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     flower = json.loads((run_dir / "flower.json").read_text())
     survivors = [0, 2]
+    silent = [e for e in flower["missing"] if e["client"] != victim and "no reply within round-timeout" in e["why"]]
+    assert not silent, f"a healthy node took longer than the {ROUND_TIMEOUT:.0f} s round-timeout: {silent}"
     assert [r["missing"] for r in flower["rounds"]] == [[], [victim]]
     assert not flower["rounds"][1]["skipped"] and flower["rounds"][1]["train_loss"] is not None
     assert flower["missing_in_personalization"] == [victim] and flower["missing_in_evaluation"] == []
@@ -90,8 +101,12 @@ def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> N
     assert abs(np.diag(matrix).mean() - summary["methods"]["lp-ft"]["local"]) < 1e-3
     clients_csv = (run_dir / "clients.csv").read_text().splitlines()
     assert sorted({int(row.split(",")[1]) for row in clients_csv[1:]}) == survivors
-    # the dead node cost one round-timeout (plus one 3 s poll), not one per message
-    assert after_kill < 3 * ROUND_TIMEOUT, f"{after_kill:.0f} s from the kill to the end"
+    # the dead node cost one round-timeout, not one per message: it stayed silent for one (round 1's train
+    # message) and was not asked again (personalization), which flower.json records message by message
+    victim_events = [(e["message"], e["round"], e["why"]) for e in flower["missing"]]
+    assert len(victim_events) == 2, victim_events
+    assert victim_events[0][:2] == ("train", 1) and "no reply within round-timeout" in victim_events[0][2]
+    assert victim_events[1][:2] == ("train.personalize", None) and "not asked" in victim_events[1][2]
     assert not kill_home(tmp_path / "flwr-home", 0), "a process outlived the deployment"
     print(f"killed-node run: {seconds:.0f} s in all, {after_kill:.0f} s after the kill")
 
@@ -108,11 +123,11 @@ def test_tls_between_superlink_and_supernodes(tmp_path: Path) -> None:
         # plain HTTP to the HTTPS port
         plain = d.supernode("insecure", part, "--insecure", "--max-retries", "1", "--max-wait-time", "5")
         run_id = d.submit()
-        summary = d.wait_summary(150)
+        summary = d.wait_summary()
         status = d.status(run_id)
         assert status == "finished:completed", status + d.all_logs()
         for p in (no_ca, plain):
-            p.wait(timeout=60)
+            p.wait(timeout=GUARD)  # they give up by themselves (--max-retries 1); GUARD only against a hang
         no_ca_log, plain_log, link_log = d.log("no-ca"), d.log("insecure"), d.log("superlink")
     # Flower's exit code 305: the SuperNode could not connect to the SuperLink
     assert no_ca.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in no_ca_log, no_ca_log[-3000:]
@@ -153,33 +168,38 @@ def test_supernode_authentication_admits_registered_nodes_only(tmp_path: Path) -
     node_key(tmp_path / "stranger")
     try:
         with processes() as started:
-            start(started, superlink_command(link, certs, "--enable-supernode-auth"), env, logs / "superlink.log")
-            wait_healthy(link, ca=certs.ca)
+            superlink = start(
+                started, superlink_command(link, certs, "--enable-supernode-auth"), env, logs / "superlink.log"
+            )
+            wait_healthy(link, ca=certs.ca, superlink=superlink)
             flwr = [str(BIN / "flwr"), "supernode"]
             done = subprocess.run(
                 [*flwr, "register", str(tmp_path / "known.pub"), "test", "--format", "json"],
-                env=env, capture_output=True, text=True, timeout=60,
+                env=env, capture_output=True, text=True, timeout=GUARD,
             )  # fmt: skip
             assert done.returncode == 0, done.stdout + done.stderr
             node_id = str(json.loads(done.stdout)["node-id"])
             nodes = {}
+            # the stranger gives up after one retry (it is refused whatever the load); the registered node keeps
+            # Flower's default retries, so that a slow answer on a loaded machine cannot make it give up
+            retries = {"known": [], "stranger": ["--max-retries", "1", "--max-wait-time", "5"]}
             for name in ("known", "stranger"):
                 cmd = [
                     str(BIN / "flower-supernode"), "--root-certificates", str(certs.ca),
                     "--superlink", f"127.0.0.1:{link}", "--port", str(free_port()),
-                    "--auth-supernode-private-key", str(tmp_path / name), "--max-retries", "1", "--max-wait-time", "5",
+                    "--auth-supernode-private-key", str(tmp_path / name), *retries[name],
                 ]  # fmt: skip
                 nodes[name] = start(started, cmd, env, logs / f"{name}.log")
-            nodes["stranger"].wait(timeout=60)
+            nodes["stranger"].wait(timeout=GUARD)
             stranger = (logs / "stranger.log").read_text(errors="replace")
             assert nodes["stranger"].returncode != 0 and "Failed to activate SuperNode" in stranger, stranger
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + GUARD  # a last resort: the loop ends when the node is online or exited
             while True:
                 done = subprocess.run(
-                    [*flwr, "ls", "test", "--format", "json"], env=env, capture_output=True, text=True, timeout=60
+                    [*flwr, "ls", "test", "--format", "json"], env=env, capture_output=True, text=True, timeout=GUARD
                 )
                 listed = {n["node-id"]: n["status"] for n in json.loads(done.stdout).get("nodes", [])}
-                if listed.get(node_id) == "online" or time.monotonic() > deadline:
+                if listed.get(node_id) == "online" or nodes["known"].poll() is not None or time.monotonic() > deadline:
                     break
                 time.sleep(1)
             assert listed == {node_id: "online"}, (listed, (logs / "known.log").read_text(errors="replace"))

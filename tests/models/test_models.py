@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.experiment.config import ModelConfig
 from pftlab.models import build_model, features, head_module, head_param_names
 

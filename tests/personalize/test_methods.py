@@ -7,13 +7,13 @@ import itertools
 import pytest
 import torch
 
+from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
-from pftlab.errors import UserError
 from pftlab.experiment.config import DataConfig, FederatedConfig, ModelConfig, PersonalizeConfig
-from pftlab.federated.fedavg import fedavg
+from pftlab.federated import run_global_stage
 from pftlab.models import build_model
 from pftlab.personalize import METHODS, personalize_client
-from pftlab.train import snip_mask, train, trained_params
+from pftlab.training.loop import snip_mask, train, trained_params
 
 BUDGET = PersonalizeConfig(epochs=4, methods=["ft"])
 
@@ -28,7 +28,7 @@ def start():
     """A briefly trained FedAvg model, so gradients are not those of a random init."""
     fed = build_federation(DataConfig(num_clients=4), seed=0)
     model = build_model(ModelConfig(width=8, hidden=32), fed.input_shape, 10, seed=0)
-    return fedavg(model, fed, FederatedConfig(rounds=10), seed=0)
+    return run_global_stage(model, fed, FederatedConfig(rounds=10), 0)[0]
 
 
 def run(method: str, client, start, budget=BUDGET, norm: str = "none", **params):

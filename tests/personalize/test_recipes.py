@@ -7,7 +7,7 @@ from pftlab.data.benchmarks import build_federation
 from pftlab.experiment.config import Config, DataConfig, ModelConfig, PersonalizeConfig
 from pftlab.models import build_model, head_param_names
 from pftlab.personalize import METHODS, Phase
-from pftlab.train import train
+from pftlab.training.loop import train
 
 
 @pytest.fixture(scope="module")

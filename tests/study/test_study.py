@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pftlab.cli import main
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.study.plan import CONFIGS, default_methods
 from pftlab.study.report import drop_section, global_drop, verdict
 from pftlab.study.run import Request, run_study

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.theory.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.theory.model import exact_probe, loss_and_grads, make_problem, population_loss
 from pftlab.theory.montecarlo import monte_carlo_losses
 from pftlab.theory.simulate import evaluate, run

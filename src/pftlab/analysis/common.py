@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,13 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from pftlab.core.io import write_csv, write_png  # noqa: F401 - write_csv: pftlab.study.report imports it from here
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.matrix import EvalPool, correct_row
+from pftlab.experiment.checkpoint import global_model
 from pftlab.experiment.config import Config
 from pftlab.experiment.runner import set_threads
-from pftlab.federated.checkpoint import global_model
-from pftlab.io import atomic_write_bytes
 from pftlab.models import build_model
 
 
@@ -44,24 +43,9 @@ def local_and_global(model: nn.Module, pool: EvalPool, client: int) -> tuple[flo
     return local, 100.0 * (hits.sum() - hits[client]) / (sizes.sum() - sizes[client])
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """Rows of equal keys as a CSV, written atomically."""
-    import csv
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def save_png(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    """Kept for pftlab.study.report, which imports it from here: pftlab.core.io.write_png with the figure first."""
+    write_png(path, fig)
 
 
 def mean_rows(rows: list[dict], keys: tuple[str, ...], by: tuple[str, ...]) -> list[dict]:

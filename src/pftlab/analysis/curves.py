@@ -10,9 +10,10 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png, write_csv
-from pftlab.personalize import METHODS
-from pftlab.train import train
+from pftlab.analysis.common import Setup, local_and_global, mean_rows
+from pftlab.core.io import write_csv, write_png
+from pftlab.personalize import recipe
+from pftlab.training.loop import train
 
 VARIANTS: dict[str, list[tuple[str, str, dict]]] = {
     "FT (learning rate)": [(f"lr={lr}", "ft", {"lr": lr}) for lr in (0.003, 0.01, 0.03)],
@@ -29,7 +30,7 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
     task = progress.add_task("accuracy vs epoch", total=len(jobs) * len(chosen)) if progress else None
     rows = []
     for family, label, method, overrides in jobs:
-        spec = METHODS[method]
+        spec = recipe(method)
         params = spec.Params.model_validate({**s.cfg.method.get(method, {}), **overrides})
         phases = spec.recipe(params, s.cfg.personalize)
         for client in chosen:
@@ -92,4 +93,4 @@ def plot_curves(curves: list[dict], path: Path) -> None:
     for ax in axes[-1]:
         ax.set_xlabel("fine-tuning epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    save_png(fig, path)
+    write_png(path, fig)

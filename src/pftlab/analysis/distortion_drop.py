@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from pftlab.analysis.common import save_png, write_csv
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
+from pftlab.core.io import write_csv, write_png
 
 
 def read_clients(run_dir: Path) -> list[dict]:
@@ -71,5 +71,5 @@ def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
     ax.set_title("distortion vs global drop (one point per client and method)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.legend(fontsize=7)
-    save_png(fig, out / "distortion.png")
+    write_png(out / "distortion.png", fig)
     return rho

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from pftlab.analysis.common import Setup, local_and_global, mean_rows, save_png, write_csv
-from pftlab.personalize import METHODS
-from pftlab.train import train
+from pftlab.analysis.common import Setup, local_and_global, mean_rows
+from pftlab.core.io import write_csv, write_png
+from pftlab.personalize import recipe
+from pftlab.training.loop import train
 
 
 def run_flooding(
@@ -24,7 +25,7 @@ def run_flooding(
     task = progress.add_task("flooding control", total=2 * len(levels) * len(chosen)) if progress else None
     rows = []
     for method in ("ft", "lp-ft"):
-        spec = METHODS[method]
+        spec = recipe(method)
         base = spec.recipe(s.cfg.method_params(method), s.cfg.personalize)
         for level in levels:
             phases = [dataclasses.replace(p, flood=level) for p in base]
@@ -61,5 +62,5 @@ def run_flooding(
     ax.set_ylabel("global accuracy (%)")
     ax.set_title("global accuracy at equal local loss")
     ax.legend()
-    save_png(fig, out / "flooding.png")
+    write_png(out / "flooding.png", fig)
     return table

@@ -44,11 +44,15 @@ import io
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
@@ -89,11 +93,13 @@ Batch = np.ndarray  # (N, H, W, 3) float64 in [0, 1], channels last inside this 
 
 def _gray(a: Batch) -> np.ndarray:
     """(N, H, W, 1) luma with OpenCV's RGB2GRAY weights."""
-    return (a @ np.array([0.299, 0.587, 0.114]))[..., None]
+    luma: np.ndarray = a @ np.array([0.299, 0.587, 0.114])
+    return luma[..., None]
 
 
 def _to_uint8(a: Batch) -> np.ndarray:
-    return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    scaled: np.ndarray = np.clip(a, 0.0, 1.0) * 255.0
+    return np.round(scaled).astype(np.uint8)
 
 
 def _zoom_matrix(n_in: int, factor: float, keep: int) -> np.ndarray:
@@ -120,7 +126,7 @@ def _clipped_zoom(a: np.ndarray, factor: float) -> np.ndarray:
     ch, cw = int(np.ceil(h / factor)), int(np.ceil(w / factor))
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = a[:, top : top + ch, left : left + cw].transpose(0, 3, 1, 2)  # (N, C, ch, cw)
-    out = _zoom_matrix(ch, factor, h) @ crop @ _zoom_matrix(cw, factor, w).T
+    out: np.ndarray = _zoom_matrix(ch, factor, h) @ crop @ _zoom_matrix(cw, factor, w).T
     return out.transpose(0, 2, 3, 1)
 
 
@@ -166,7 +172,8 @@ def _plasma_fractal(n: int, mapsize: int, wibbledecay: float, rng: np.random.Gen
         step //= 2
         wibble /= wibbledecay
     maps -= maps.min(axis=(1, 2), keepdims=True)
-    return maps / maps.max(axis=(1, 2), keepdims=True)
+    normalised: np.ndarray = maps / maps.max(axis=(1, 2), keepdims=True)
+    return normalised
 
 
 def _disk(radius: float, alias_blur: float) -> np.ndarray:
@@ -179,10 +186,11 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
     g /= g.sum()
     disk = ndimage.correlate1d(ndimage.correlate1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
     rows, cols = np.nonzero(disk)
-    return disk[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    cropped: np.ndarray = disk[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return cropped
 
 
-def _per_image_pil(a: Batch, fn: Callable) -> Batch:
+def _per_image_pil(a: Batch, fn: Callable[[PILImage.Image], PILImage.Image]) -> Batch:
     from PIL import Image
 
     u8 = _to_uint8(a)
@@ -263,7 +271,8 @@ def impulse_noise(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
 def defocus_blur(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][severity - 1]
     kernel = _disk(radius, alias)
-    return ndimage.correlate(a, kernel[None, :, :, None], mode="mirror")
+    blurred: np.ndarray = ndimage.correlate(a, kernel[None, :, :, None], mode="mirror")
+    return blurred
 
 
 def glass_blur(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -280,7 +289,8 @@ def glass_blur(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
         src = x[idx, rows[None, :, None] + dy, cols[None, None, :] + dx]
         x = x.copy()
         x[:, 2:, 2:] = src
-    return ndimage.gaussian_filter(x / 255.0, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=4.0)
+    out: np.ndarray = ndimage.gaussian_filter(x / 255.0, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=4.0)
+    return out
 
 
 def motion_blur(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -316,7 +326,7 @@ def snow(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     layer = _clipped_zoom(layer, zoom)
     layer[layer < threshold] = 0
     layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8) / 255.0  # the generator's 8-bit PNG of the layer
-    layer = _motion_blur(layer, radius, sigma, rng.uniform(-135, -45, size=n))
+    layer = _motion_blur(layer, radius, sigma, rng.uniform(-135, -45, size=int(n)))
     layer = np.round(layer * 255.0) / 255.0
     a = a.astype(np.float32).astype(np.float64)
     a = keep * a + (1 - keep) * np.maximum(a, _gray(a) * 1.5 + 0.5)
@@ -331,11 +341,12 @@ def frost(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     limit_w = min(t.shape[1] for t in textures)
     if h >= limit_h or w >= limit_w:
         raise UserError(f"corruption frost needs images smaller than {limit_h}x{limit_w}, got {h}x{w}")
-    which = rng.integers(len(textures), size=n)
+    which = rng.integers(len(textures), size=int(n))
     starts_y = rng.integers(0, np.array([textures[k].shape[0] - h for k in which]))
     starts_x = rng.integers(0, np.array([textures[k].shape[1] - w for k in which]))
     crops = np.stack([textures[k][y : y + h, x : x + w] for k, y, x in zip(which, starts_y, starts_x, strict=True)])
-    return keep * a + amount * crops
+    out: np.ndarray = keep * a + amount * crops
+    return out
 
 
 def fog(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -344,7 +355,8 @@ def fog(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     mapsize = max(32, 1 << (max(h, w) - 1).bit_length())
     max_val = a.max(axis=(1, 2, 3), keepdims=True)
     out = a + amount * _plasma_fractal(n, mapsize, decay, rng)[:, :h, :w, None]
-    return out * max_val / (max_val + amount)
+    fogged: np.ndarray = out * max_val / (max_val + amount)
+    return fogged
 
 
 def brightness(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -352,13 +364,15 @@ def brightness(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     c = [0.05, 0.1, 0.15, 0.2, 0.3][severity - 1]
     v = a.max(axis=3, keepdims=True)
     v_new = np.minimum(v + c, 1.0)
-    return np.where(v > 0, a * (v_new / np.where(v > 0, v, 1.0)), v_new)
+    brightened: np.ndarray = np.where(v > 0, a * (v_new / np.where(v > 0, v, 1.0)), v_new)
+    return brightened
 
 
 def contrast(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     c = [0.75, 0.5, 0.4, 0.3, 0.15][severity - 1]
     means = a.mean(axis=(1, 2), keepdims=True)
-    return (a - means) * c + means
+    out: np.ndarray = (a - means) * c + means
+    return out
 
 
 def elastic_transform(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -391,7 +405,8 @@ def _sample(a: Batch, rows: np.ndarray, cols: np.ndarray, mode: str) -> Batch:
     rr = np.broadcast_to(rows[..., None], (n, h, w, c))
     cc = np.broadcast_to(cols[..., None], (n, h, w, c))
     ch = np.broadcast_to(np.arange(c, dtype=np.float64), (n, h, w, c))
-    return ndimage.map_coordinates(a, [nn, rr, cc, ch], order=1, mode=mode)
+    sampled: np.ndarray = ndimage.map_coordinates(a, [nn, rr, cc, ch], order=1, mode=mode)
+    return sampled
 
 
 def pixelate(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
@@ -400,7 +415,7 @@ def pixelate(a: Batch, severity: int, rng: np.random.Generator) -> Batch:
     c = [0.95, 0.9, 0.85, 0.75, 0.65][severity - 1]
     h, w = a.shape[1:3]
 
-    def fn(im):
+    def fn(im: PILImage.Image) -> PILImage.Image:
         return im.resize((int(w * c), int(h * c)), Image.Resampling.BOX).resize((w, h), Image.Resampling.BOX)
 
     return _per_image_pil(a, fn)
@@ -411,7 +426,7 @@ def jpeg_compression(a: Batch, severity: int, rng: np.random.Generator) -> Batch
 
     quality = [80, 65, 58, 50, 40][severity - 1]
 
-    def fn(im):
+    def fn(im: PILImage.Image) -> PILImage.Image:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=quality)
         buf.seek(0)

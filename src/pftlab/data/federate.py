@@ -6,15 +6,17 @@ per client); this module does what every benchmark shares.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from pftlab.core.errors import UserError
+from pftlab.core.io import config_hash, sha256_hex
+from pftlab.core.seeding import numpy_rng
 from pftlab.data import partition as part
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
-from pftlab.experiment.config import PartitionParams
-from pftlab.io import config_hash, sha256_hex
-from pftlab.seeding import numpy_rng
+from pftlab.data.params import PartitionParams
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,6 @@ def partition_pool(labels: np.ndarray, p: PartitionParams, seed: int) -> list[np
 def swap_labels(pool: ClientPool, num_classes: int, pairs: int, rng: np.random.Generator) -> ClientPool:
     """Concept shift: the client swaps the labels of `pairs` random class pairs (P(x) unchanged)."""
     if 2 * pairs > num_classes:
-        from pftlab.errors import UserError
-
         raise UserError(f"data.swap_pairs={pairs} needs {2 * pairs} classes; this benchmark has {num_classes}")
     perm = np.arange(num_classes)
     chosen = rng.choice(num_classes, size=2 * pairs, replace=False)
@@ -61,8 +61,6 @@ def federate(
 ) -> FederatedData:
     """Split every client's pool into train / val / test (stratified by label) and hash the result."""
     if len(pools) < 2:
-        from pftlab.errors import UserError
-
         raise UserError(f"a federation needs at least 2 clients, got {len(pools)}")
     num_classes = pools[0].data.num_classes
     clients, record = [], []
@@ -73,7 +71,8 @@ def federate(
         if swap_pairs:  # after the split, so a concept shift leaves every split's inputs as they were
             pool = swap_labels(pool, num_classes, swap_pairs, numpy_rng(seed, "swap", cid))
         d = pool.data
-        clients.append(ClientData(cid, *(d.subset(s) for s in splits), domain=pool.domain))
+        train, val, test = splits
+        clients.append(ClientData(cid, d.subset(train), d.subset(val), d.subset(test), domain=pool.domain))
         entry = {
             "domain": pool.domain,
             "sha256": sha256_hex(np.ascontiguousarray(d.x).tobytes() + d.y.tobytes()),
@@ -89,7 +88,9 @@ def federate(
     return FederatedData(name, clients, num_classes, shape, config_hash(content), record, description)
 
 
-def shard_pool(pool: Dataset, p: PartitionParams, seed: int, domain_of: list[str] | None = None) -> list[ClientPool]:
+def shard_pool(
+    pool: Dataset, p: PartitionParams, seed: int, domain_of: Sequence[str] | None = None
+) -> list[ClientPool]:
     """Partition one pool over clients by label (iid / dirichlet / pathological)."""
     parts = partition_pool(pool.y, p, seed)
     return [ClientPool(pool.subset(idx), domain_of[c] if domain_of else "", idx) for c, idx in enumerate(parts)]

@@ -6,9 +6,11 @@ numbers that make them infeasible, instead of resampling forever.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 
 DIRICHLET_MAX_DRAWS = 100
 
@@ -88,7 +90,7 @@ def pathological(
         )
     _check_counts(len(labels), num_clients, min_size)
     deck = np.tile(rng.permutation(classes), -(-num_clients * k // len(classes)))
-    holders = {c: [] for c in classes}
+    holders: dict[Any, list[int]] = {c: [] for c in classes}
     for client in range(num_clients):
         for c in deck[client * k : (client + 1) * k]:
             holders[c].append(client)

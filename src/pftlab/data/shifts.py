@@ -20,7 +20,8 @@ def _clean(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _rotate(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(ndimage.rotate(x, 30.0, axes=(-2, -1), reshape=False, order=1), 0.0, 1.0)
+    rotated: np.ndarray = np.clip(ndimage.rotate(x, 30.0, axes=(-2, -1), reshape=False, order=1), 0.0, 1.0)
+    return rotated
 
 
 def _invert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -32,7 +33,8 @@ def _noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _blur(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return ndimage.gaussian_filter(x, sigma=(0, 0, 0.8, 0.8))
+    blurred: np.ndarray = ndimage.gaussian_filter(x, sigma=(0, 0, 0.8, 0.8))
+    return blurred
 
 
 def _low_contrast(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 from rich import box
 from rich.table import Table
 
+from pftlab.core.io import write_png
 from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.data.dataset import FederatedData
 from pftlab.data.sources.files import data_root
-from pftlab.io import atomic_write_bytes
 
 
 def files_present(files: tuple[str, ...]) -> str:
@@ -24,10 +23,11 @@ def files_present(files: tuple[str, ...]) -> str:
 
 def benchmarks_table() -> Table:
     table = Table(title=f"benchmarks (data root: {data_root()})", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("name", "shift", "default size", "quick size", "files"):
-        table.add_column(col, no_wrap=col == "name")
-    for b in BENCHMARKS.values():
-        table.add_row(b.name, b.shift, b.size(b.Params()), b.size(b.Params(**b.quick)), files_present(b.files))
+    for col in ("name", "origin", "shift", "default size", "quick size", "files"):
+        table.add_column(col, no_wrap=col == "name", overflow="fold" if col == "origin" else "ellipsis")
+    for name, b in BENCHMARKS.items():
+        size, quick = b.size(b.Params()), b.size(b.Params(**b.quick))
+        table.add_row(name, BENCHMARKS.origin(name), b.shift, size, quick, files_present(b.files))
     return table
 
 
@@ -65,7 +65,4 @@ def label_heatmap(fed: FederatedData, path: Path) -> None:
         ax.set_yticks(range(fed.num_clients), [f"{c.client_id} {c.domain}".strip() for c in fed.clients], fontsize=7)
     ax.set_title(f"{fed.name}: training samples per client and class")
     fig.colorbar(im, ax=ax, label="samples")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=110)

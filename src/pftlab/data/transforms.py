@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pftlab.core.errors import UserError
+
 
 def resize(x: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize of (N, C, H, W) float images to (N, C, size, size)."""
@@ -22,7 +24,6 @@ def to_rgb(x: np.ndarray) -> np.ndarray:
 
 def subsample(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """n distinct sorted indices of range(n_total)."""
-    from pftlab.errors import UserError
 
     if n > n_total:
         raise UserError(f"asked for {n} samples but the source has {n_total}")

@@ -26,7 +26,7 @@ PER_CLIENT = ("local", "global", "global_balanced", "worst")
 
 def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """A[i, j] in percent from hit counts correct[i, j] and test sizes[j]; NaN rows for failed clients (-1)."""
-    acc = 100.0 * correct / sizes[None, :]
+    acc: np.ndarray = 100.0 * correct / sizes[None, :]
     acc[(correct < 0).any(1)] = np.nan
     return acc
 

@@ -10,31 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pftlab.errors import UserError
+from pftlab.core.args import check_out_dir, check_seeds
+from pftlab.core.errors import UserError
+from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.data.sources.files import DATA_ENV, data_root
 from pftlab.experiment.config import Config
-
-
-def check_out_dir(out: Path, flag: str = "--out") -> None:
-    """The output folder either exists as a folder or can be created (no file in the way)."""
-    if "\0" in str(out):
-        raise UserError(f"{flag} {str(out)!r} contains a NUL character; give a folder path")
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise UserError(f"{flag} {str(out)!r}: {str(p)!r} is a file, not a folder; give a folder path")
-            return
-
-
-def check_seeds(seeds: list[int] | None) -> None:
-    if seeds is not None and (len(set(seeds)) != len(seeds) or any(not 0 <= s <= 2**62 for s in seeds)):
-        raise UserError(f"--seeds must be distinct integers in [0, 2^62], got {seeds}")
+from pftlab.personalize import METHODS, Method
 
 
 def check_data(cfg: Config) -> str:
     """The benchmark's files (or the user's path) exist; returns a short description of the data."""
-    from pftlab.data.benchmarks import BENCHMARKS
-    from pftlab.data.sources.files import DATA_ENV, data_root
-
     bench = BENCHMARKS[cfg.data.benchmark]
     params = cfg.data.params()
     path = getattr(params, "path", None)
@@ -55,14 +40,12 @@ def check_data(cfg: Config) -> str:
 
 def check_methods(cfg: Config) -> list[str]:
     """Every method's plan, for every point of its search grid, fills the shared epoch budget."""
-    from pftlab.personalize import METHODS
-
     lines = []
     for name in cfg.personalize.methods:
-        if name not in METHODS:  # a process-integrated baseline: no plan, its table was validated
+        method = METHODS[name]
+        if not isinstance(method, Method):  # a process-integrated baseline: no plan, its table was validated
             lines.append(f"{name} (baseline, {cfg.federated.rounds} rounds)")
             continue
-        method = METHODS[name]
         points = cfg.search_grid(name)
         for params in points:
             if method.custom is None:

@@ -6,25 +6,17 @@ config and seed give the same bytes; run.json holds the rest.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pftlab.core.io import atomic_write_text, write_csv, write_json
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.distortion import KEYS as DISTORTION
 from pftlab.evaluate.metrics import DEFINITIONS, accuracy_matrix, per_client, summarize
 from pftlab.experiment.config import Config, dumps_toml
-from pftlab.io import atomic_write_text, write_json
 from pftlab.report.plots import plot_run
-
-
-def _csv(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
 
 
 def _mean(per_client: dict[str, np.ndarray]) -> dict[str, float]:
@@ -51,8 +43,8 @@ def write_results(
     write_config(out, cfg)
     write_json(out / "partition.json", {"hash": fed.partition_hash, "clients": fed.partition})
     distortions = distortions or {}
-    header = ["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]
-    rows: list[list[Any]] = [[*header, *DISTORTION]]
+    columns = ["method", "client", "domain", "n_train", "n_test", "local", "global", "global_balanced", "worst"]
+    rows: list[list[Any]] = []
     for method, hits in correct.items():
         pc = per_client(hits, sizes)
         for i, c in enumerate(fed.clients):  # row i of the matrices; c.client_id names it (a subset keeps its ids)
@@ -64,10 +56,9 @@ def write_results(
             )
         acc = accuracy_matrix(hits, sizes).round(4)
         names = [f"client{c.client_id}" for c in fed.clients]
-        header = ["model \\ test", *names]
         body = [[name, *r] for name, r in zip(names, acc.tolist(), strict=True)]
-        atomic_write_text(out / "matrices" / f"{method}.csv", _csv([header, *body]))
-    atomic_write_text(out / "clients.csv", _csv(rows))
+        write_csv(out / "matrices" / f"{method}.csv", body, header=["model \\ test", *names])
+    write_csv(out / "clients.csv", rows, header=[*columns, *DISTORTION])
     summary = {
         "benchmark": fed.name,
         "seed": cfg.seed,

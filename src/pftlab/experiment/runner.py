@@ -5,6 +5,7 @@ Each step is a plain function call; this file only wires them and reports progre
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -20,30 +21,30 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from pftlab import __version__
+from pftlab.core.allocator import keep_freed_memory
+from pftlab.core.io import config_hash, write_json
+from pftlab.core.weights import Weights, all_finite
 from pftlab.data.benchmarks import build_federation
-from pftlab.engine.allocator import keep_freed_memory
-from pftlab.engine.batched import personalize_batch, supports
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
+from pftlab.experiment.checkpoint import global_model, stage_stats
 from pftlab.experiment.config import Config, dumps_toml
 from pftlab.experiment.results import write_results
-from pftlab.federated.checkpoint import global_model, stage_stats
-from pftlab.io import config_hash, write_json
 from pftlab.models import build_model, head_module
-from pftlab.personalize import METHODS, personalize_client
-from pftlab.weights import Weights, all_finite
+from pftlab.personalize import METHODS, Baseline, personalize_batch, personalize_client, recipe, supports
+from pftlab.personalize.baselines import train_baseline
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
 
 def set_threads(threads: int) -> int:
     """Set the process up for heavy work: torch intra-op threads (the configured number, or every
-    core this process may use) and an allocator that keeps freed memory (pftlab.engine.allocator)."""
+    core this process may use) and an allocator that keeps freed memory (pftlab.core.allocator)."""
     keep_freed_memory()
     n = threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(n)
@@ -76,7 +77,7 @@ def personalize_chunk(
     model: nn.Module, start: Weights, method: str, params: Any, cfg: Config, clients: list[Any], head: str
 ) -> list[Weights | str]:
     """Each client's personalized weights, or why it failed (a non-finite loss or weight)."""
-    spec = METHODS[method]
+    spec = recipe(method)
     if use_batched(model, spec, params, cfg):
         results, losses = personalize_batch(
             model,
@@ -150,7 +151,7 @@ def personalize_all(
     chosen: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     reused: list[float] = []
-    spec = METHODS[method]
+    spec = recipe(method)
     head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
     chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
     for index, ids in enumerate(client_chunks(fed, chunk)):
@@ -191,9 +192,10 @@ def choose(
             if len(candidates) > 1 and not isinstance(w, str):
                 model.load_state_dict(w)
                 val = accuracy(model, clients[k].val)
-            if best[k] is None or (not isinstance(w, str) and (isinstance(best[k][2], str) or val > best[k][0])):
+            held = best[k]
+            if held is None or (not isinstance(w, str) and (isinstance(held[2], str) or val > held[0])):
                 best[k] = (val, params, w)
-    return best  # type: ignore[return-value]
+    return [b for b in best if b is not None]
 
 
 def _run_chunk(
@@ -211,13 +213,13 @@ def _run_chunk(
     clients = [fed.clients[i] for i in ids]
     best = choose(model, global_weights, method, candidates, cfg, clients, head)
     out: dict[str, Any] = {"clients": ids, "rows": [], "distortion": [], "chosen": [], "failed": []}
-    for c, (val, params, w) in zip(clients, best, strict=True):  # type: ignore[misc]
+    for c, (val, params, w) in zip(clients, best, strict=True):
         if isinstance(w, str):
             out["rows"].append([FAILED] * fed.num_clients)
             out["distortion"].append(None)
             out["failed"].append({"client": c.client_id, "reason": w})
             continue
-        frozen = METHODS[method].backbone_frozen(params, cfg.personalize)
+        frozen = recipe(method).backbone_frozen(params, cfg.personalize)
         row, d = evaluate_client(model, w, frozen, pool, global_features, c.client_id, head)
         out["rows"].append(row.tolist())
         out["distortion"].append(d)
@@ -232,7 +234,8 @@ def _fill(rows: np.ndarray, dist: dict[str, np.ndarray], done: dict[str, Any]) -
         rows[i] = row
         for k in DISTORTION_KEYS:
             dist[k][i] = d[k] if d else np.nan
-    return done["failed"]
+    failed: list[dict[str, Any]] = done["failed"]
+    return failed
 
 
 def _load_chunk(path: Path | None, ids: list[int]) -> dict[str, Any] | None:
@@ -267,15 +270,17 @@ def baseline_all(
     method. The result is saved under `store` as one chunk of every client, so an interrupted run
     reuses it.
     """
-    from pftlab.baselines import run_baseline
-
     n = fed.num_clients
     path = store / f"{name}.json" if store else None
     done = _load_chunk(path, list(range(n)))
     reused = [] if done is None else [float(done.get("seconds", math.nan))]
     if done is None:
         t0 = time.perf_counter()
-        personal, _ = run_baseline(name, make(), fed, cfg, head, on_round)
+        spec = METHODS[name]
+        assert isinstance(spec, Baseline)
+        personal, _ = train_baseline(
+            spec, make(), fed, cfg.federated, cfg.seed, cfg.method_params(name), head, on_round
+        )
         done = {"clients": [], "rows": [], "distortion": [], "chosen": [], "failed": []}
         for i, w in personal:
             done["clients"].append(i)
@@ -309,7 +314,7 @@ def run_experiment(
     model_fn: ModelFn | None = None,
     head: str = "head",
     resume: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """Run the whole pipeline and write the run directory; return the summary.
 
     A run directory that already holds this config's finished run is returned as it is, and an
@@ -372,7 +377,7 @@ def run_experiment(
         earlier: dict[str, list[float]] = {}  # per method, the seconds of results reused from an interrupted run
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
-            if method not in METHODS:  # a process-integrated baseline: its own federated training
+            if METHODS[method].integrated:  # a process-integrated baseline: its own federated training
                 task = progress.add_task(f"baseline {method}", total=cfg.federated.rounds, info="")
                 correct[method], distortions[method], failed[method], earlier[method] = baseline_all(
                     lambda: make(fed.input_shape, fed.num_classes),
@@ -383,7 +388,7 @@ def run_experiment(
                     pool,
                     global_features,
                     head,
-                    lambda r, loss, t=task: progress.update(t, advance=1),
+                    functools.partial(_advance_round, progress, task),
                     store,
                 )
                 if earlier[method]:
@@ -399,7 +404,7 @@ def run_experiment(
                     method,
                     pool,
                     global_features,
-                    lambda k, t=task: progress.update(t, advance=k),
+                    functools.partial(_advance, progress, task),
                     head,
                     store,
                 )
@@ -440,7 +445,15 @@ def run_experiment(
     return summary
 
 
-def finished_run(out: Path, cfg: Config) -> dict | None:
+def _advance(progress: Progress, task: TaskID, k: int) -> None:
+    progress.update(task, advance=k)
+
+
+def _advance_round(progress: Progress, task: TaskID, rnd: int, loss: float) -> None:
+    progress.update(task, advance=1)
+
+
+def finished_run(out: Path, cfg: Config) -> dict[str, Any] | None:
     """The summary of a finished run of this config in `out` (runtime settings aside), else None."""
     try:
         saved = tomllib.loads((out / "config.toml").read_text(encoding="utf-8"))

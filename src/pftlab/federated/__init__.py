@@ -19,20 +19,36 @@ ClientApp / ServerApp run the same code; what crosses the wire is dicts of tenso
 
 Client dropout is drawn by `dropped(seed, rnd, client_id, p)`; client sampling by
 `participation_schedule`; every draw derives from the seed, so nothing depends on order.
-`run_global_stage` is the in-process loop; `checkpoint.global_model` caches its result.
+`drive_rounds` is the one round driver; `run_global_stage` runs it in-process, Flower's ServerApp over
+its nodes; `pftlab.experiment.checkpoint.global_model` caches the result.
 """
 
 from pftlab.federated.algorithm import Algorithm, ClientUpdate, dropped, is_finite
-from pftlab.federated.rounds import ALGORITHMS, RoundResult, StageStats, run_global_stage, run_rounds, server_round
+from pftlab.federated.config import FederatedConfig
+from pftlab.federated.rounds import (
+    ALGORITHMS,
+    RoundLog,
+    RoundResult,
+    StageStats,
+    drive_rounds,
+    register_algorithm,
+    run_global_stage,
+    run_rounds,
+    server_round,
+)
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "ClientUpdate",
+    "FederatedConfig",
+    "RoundLog",
     "RoundResult",
     "StageStats",
+    "drive_rounds",
     "dropped",
     "is_finite",
+    "register_algorithm",
     "run_global_stage",
     "run_rounds",
     "server_round",

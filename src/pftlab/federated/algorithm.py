@@ -9,17 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack, cast
 
 import torch
 from torch import nn
 
+from pftlab.core.seeding import numpy_rng
+from pftlab.core.weights import Weights, all_finite
 from pftlab.data.dataset import Dataset
-from pftlab.experiment.config import FederatedConfig
-from pftlab.personalize.recipe import Phase
-from pftlab.seeding import numpy_rng
-from pftlab.train import train
-from pftlab.weights import Weights, all_finite
+from pftlab.federated.config import FederatedConfig
+from pftlab.training.loop import train
+from pftlab.training.phase import Phase
 
 State = dict[str, torch.Tensor]
 
@@ -90,6 +90,13 @@ def snapshot(model: nn.Module) -> Weights:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+class TrainHooks(TypedDict, total=False):
+    """The keyword arguments `local_train` passes on to the training loop (see `pftlab.training.loop.train`)."""
+
+    grad_correction: Weights
+    prox_to: Weights
+
+
 def local_train(
     model: nn.Module,
     start: Weights,
@@ -100,7 +107,7 @@ def local_train(
     purpose: str,
     client_id: int,
     head: str = "head",
-    **hooks: Weights,
+    **hooks: Unpack[TrainHooks],
 ) -> ClientUpdate:
     """Train from `start` with the one training loop; a diverging client returns loss NaN, not an exception."""
     model.load_state_dict(start)
@@ -142,7 +149,8 @@ def average(global_weights: Weights, updates: Sequence[ClientUpdate]) -> Weights
         elif all(torch.equal(v, global_weights[key]) for v in values):
             out[key] = global_weights[key]
         else:
-            out[key] = sum(u.num_examples / total * v for u, v in zip(updates, values, strict=True))
+            # updates is not empty, so the sum is a Tensor (never sum's start value 0)
+            out[key] = cast(torch.Tensor, sum(u.num_examples / total * v for u, v in zip(updates, values, strict=True)))
     return out
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 
 from torch import nn
 
-from pftlab.data.dataset import Dataset, FederatedData
-from pftlab.experiment.config import FederatedConfig
+from pftlab.core.weights import Weights
+from pftlab.data.dataset import Dataset
 from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, average, local_train
-from pftlab.personalize.recipe import Phase
-from pftlab.weights import Weights
+from pftlab.federated.config import FederatedConfig
+from pftlab.training.phase import Phase
 
 
 def local_update(
@@ -41,17 +41,3 @@ def server_update(
 
 
 ALGORITHM = Algorithm("fedavg", local_update, server_update)
-
-
-def fedavg(
-    model: nn.Module,
-    fed: FederatedData,
-    cfg: FederatedConfig,
-    seed: int,
-    on_round: Callable[[int, float], None] | None = None,
-) -> Weights:
-    """Train the global model with cfg.algorithm (FedAvg by default); `model` ends holding it."""
-    from pftlab.federated.rounds import run_global_stage
-
-    weights, _ = run_global_stage(model, fed, cfg, seed, on_round)
-    return weights

@@ -10,10 +10,10 @@ from collections.abc import Collection, Sequence
 
 import torch
 
-from pftlab.experiment.config import FederatedConfig
+from pftlab.core.weights import Weights
 from pftlab.federated import fedavg
 from pftlab.federated.algorithm import Algorithm, ClientUpdate, State, average, server_lr
-from pftlab.weights import Weights
+from pftlab.federated.config import FederatedConfig
 
 
 def server_update(

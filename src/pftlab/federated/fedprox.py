@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from pftlab.core.weights import Weights
 from pftlab.data.dataset import Dataset
-from pftlab.experiment.config import FederatedConfig
 from pftlab.federated import fedavg
 from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, local_train
-from pftlab.personalize.recipe import Phase
-from pftlab.weights import Weights
+from pftlab.federated.config import FederatedConfig
+from pftlab.training.phase import Phase
 
 
 def local_update(

@@ -1,7 +1,7 @@
 """Rounds of a federation: the server's side of a round, and the in-process loop over rounds.
 
-The loop only samples clients, draws dropouts, calls the algorithm's local_update per surviving
-client and `server_round` on what came back; Flower's ServerApp calls `server_round` too.
+`drive_rounds` is the one round driver (sampling, dropout, rejection, aggregation, counts); the
+in-process loop and Flower's ServerApp differ only in how the weights reach a client.
 """
 
 from __future__ import annotations
@@ -12,16 +12,22 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from pftlab.core.registry import Registry, caller_package
+from pftlab.core.weights import Weights
 from pftlab.data.dataset import FederatedData
-from pftlab.experiment.config import FederatedConfig
 from pftlab.federated import fedadam, fedavg, fedavgm, fedbabu, fedprox, scaffold
 from pftlab.federated.algorithm import Algorithm, ClientUpdate, State, dropped, is_finite, mean_loss, snapshot
+from pftlab.federated.config import FederatedConfig
 from pftlab.federated.sampling import participation_schedule
-from pftlab.weights import Weights
 
-ALGORITHMS: dict[str, Algorithm] = {
-    a.ALGORITHM.name: a.ALGORITHM for a in (fedavg, fedprox, scaffold, fedavgm, fedadam, fedbabu)
-}
+ALGORITHMS: Registry[Algorithm] = Registry("global-stage algorithm", "pftlab.algorithms", Algorithm)
+for _a in (fedavg, fedprox, scaffold, fedavgm, fedadam, fedbabu):
+    ALGORITHMS.register(_a.ALGORITHM)
+
+
+def register_algorithm(algorithm: Algorithm, *, origin: str | None = None, replace: bool = False) -> Algorithm:
+    """Make a global-stage algorithm available as `federated.algorithm` (from a plugin's code)."""
+    return ALGORITHMS.register(algorithm, origin or caller_package(), replace=replace)
 
 
 @dataclass
@@ -68,6 +74,79 @@ def server_round(
     return RoundResult(weights, state, accepted, False, mean_loss(good))
 
 
+@dataclass
+class RoundLog:
+    """Who took part in one round and what became of their updates."""
+
+    round: int
+    sampled: list[int]
+    dropped: list[int]  # drew a dropout before training
+    missing: list[int]  # asked, but no update came back (a Flower node that failed or stayed silent)
+    rejected: list[int]  # their update was non-finite
+    skipped: bool  # no update was accepted: the global weights did not move
+    train_loss: float | None  # sample-weighted mean training loss of the accepted updates
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# (round, the clients to ask, global weights, payload) -> their updates by client id; a client
+# that does not answer is simply absent.
+Send = Callable[[int, list[int], Weights, State], dict[int, ClientUpdate]]
+
+
+def drive_rounds(
+    algorithm: Algorithm,
+    weights: Weights,
+    params: Collection[str],
+    num_clients: int,
+    cfg: FederatedConfig,
+    seed: int,
+    send: Send,
+    on_accept: Callable[[int, ClientUpdate], None] | None = None,
+    on_round: Callable[[int, float], None] | None = None,
+) -> tuple[Weights, StageStats, list[RoundLog]]:
+    """The one round driver: sampling, dropout, rejection, aggregation and the counts, for any transport.
+
+    In-process (`run_rounds`) and on Flower (its ServerApp) differ only in `send`: how the global
+    weights reach the chosen clients and their updates come back. Updates are aggregated in
+    client-id order of the schedule. `on_accept(client, update)` sees each accepted update (the
+    in-process loop keeps its client state); `on_round(round, loss)` gets NaN for a skipped round.
+    """
+    server_state: State = {}
+    stats, log = StageStats(), []
+    for rnd, chosen in enumerate(participation_schedule(num_clients, cfg.clients_per_round, cfg.rounds, seed)):
+        sampled = [int(c) for c in chosen]
+        active = [c for c in sampled if not dropped(seed, rnd, c, cfg.dropout)]
+        replies = send(rnd, active, weights, algorithm.payload(server_state)) if active else {}
+        owners = [c for c in active if c in replies]
+        updates = [replies[c] for c in owners]
+        result = server_round(algorithm, weights, updates, server_state, cfg, num_clients, params)
+        if on_accept is not None:
+            for cid, update, ok in zip(owners, updates, result.accepted, strict=True):
+                if ok:
+                    on_accept(cid, update)
+        weights, server_state = result.weights, result.server_state
+        stats.rounds += 1
+        stats.rounds_skipped += result.skipped
+        stats.updates_rejected += result.accepted.count(False)
+        stats.clients_dropped += len(sampled) - len(active)
+        log.append(
+            RoundLog(
+                rnd,
+                sampled,
+                sorted(set(sampled) - set(active)),
+                sorted(set(active) - set(owners)),
+                [c for c, ok in zip(owners, result.accepted, strict=True) if not ok],
+                result.skipped,
+                None if result.skipped else result.loss,
+            )
+        )
+        if on_round is not None:
+            on_round(rnd, result.loss)
+    return weights, stats, log
+
+
 def run_rounds(
     model: nn.Module,
     fed: FederatedData,
@@ -80,36 +159,26 @@ def run_rounds(
     """(global weights, each client's last accepted state, counts), starting from `model`'s weights.
 
     `model` is the one module object every client trains in turn; it ends holding the global weights.
-    `on_round(round, loss)` gets NaN for a skipped round.
     """
-    global_weights = snapshot(model)
-    params = frozenset(n for n, _ in model.named_parameters())
-    server_state: State = {}
     client_states: dict[int, State] = {}
-    stats = StageStats()
-    for rnd, chosen in enumerate(participation_schedule(fed.num_clients, cfg.clients_per_round, cfg.rounds, seed)):
-        payload = algorithm.payload(server_state)
-        owners, updates = [], []
-        for cid in map(int, chosen):
-            if dropped(seed, rnd, cid, cfg.dropout):
-                stats.clients_dropped += 1
-                continue
-            state, data = client_states.get(cid, {}), fed.clients[cid].train
-            update = algorithm.local_update(model, global_weights, payload, data, cfg, seed, rnd, cid, state, head)
-            updates.append(update)
-            owners.append(cid)
-        result = server_round(algorithm, global_weights, updates, server_state, cfg, fed.num_clients, params)
-        for cid, update, ok in zip(owners, updates, result.accepted, strict=True):
-            if ok:
-                client_states[cid] = update.client_state
-        stats.rounds += 1
-        stats.rounds_skipped += result.skipped
-        stats.updates_rejected += result.accepted.count(False)
-        global_weights, server_state = result.weights, result.server_state
-        if on_round is not None:
-            on_round(rnd, result.loss)
-    model.load_state_dict(global_weights)
-    return global_weights, client_states, stats
+
+    def send(rnd: int, clients: list[int], weights: Weights, payload: State) -> dict[int, ClientUpdate]:
+        return {
+            cid: algorithm.local_update(
+                model, weights, payload, fed.clients[cid].train, cfg, seed, rnd, cid, client_states.get(cid, {}), head
+            )
+            for cid in clients
+        }
+
+    def keep_state(cid: int, update: ClientUpdate) -> None:
+        client_states[cid] = update.client_state
+
+    params = frozenset(n for n, _ in model.named_parameters())
+    weights, stats, _ = drive_rounds(
+        algorithm, snapshot(model), params, fed.num_clients, cfg, seed, send, keep_state, on_round
+    )
+    model.load_state_dict(weights)
+    return weights, client_states, stats
 
 
 def run_global_stage(

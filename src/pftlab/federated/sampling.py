@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pftlab.seeding import numpy_rng
+from pftlab.core.seeding import numpy_rng
 
 
 def participation_schedule(num_clients: int, per_round: int, rounds: int, seed: int) -> list[np.ndarray]:

@@ -21,11 +21,11 @@ from collections.abc import Collection, Sequence
 import torch
 from torch import nn
 
+from pftlab.core.weights import Weights
 from pftlab.data.dataset import Dataset
-from pftlab.experiment.config import FederatedConfig
 from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, average, local_train, server_lr
-from pftlab.personalize.recipe import Phase
-from pftlab.weights import Weights
+from pftlab.federated.config import FederatedConfig
+from pftlab.training.phase import Phase
 
 
 def effective_steps(num_examples: int, cfg: FederatedConfig) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Literal
 
+import torch
 from torch import nn
 
 
@@ -44,5 +45,6 @@ class SmallCNN(nn.Module):
         )
         self.head = nn.Linear(hidden, num_classes)
 
-    def forward(self, x):
-        return self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.backbone(x))
+        return logits

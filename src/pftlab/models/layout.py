@@ -23,9 +23,10 @@ def channels_last(model: nn.Module) -> Iterator[None]:
         yield
         return
     _ACTIVE.add(id(model))
-    model.to(memory_format=torch.channels_last)
+    # torch's stubs for Module.to omit the memory_format keyword that Module.to accepts at run time
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
         yield
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         _ACTIVE.discard(id(model))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -18,5 +19,6 @@ class MLP(nn.Module):
         self.backbone = nn.Sequential(*blocks)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, x):
-        return self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.backbone(x))
+        return logits

@@ -1,47 +1,58 @@
-"""Post-hoc personalization methods, each a small recipe file registered here."""
+"""Personalization methods: recipes of the shared loop (one small file each) and process-integrated baselines.
+
+`METHODS` is the registry every name in `personalize.methods` is checked against. A method from
+another package is added with `register_method(METHOD)` or through the `pftlab.methods` entry
+point group; either way the CLI, the config and the study see it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from pftlab.data.dataset import Dataset
-from pftlab.experiment.config import PersonalizeConfig
+from pftlab.core.errors import UserError
+from pftlab.core.registry import Registry, caller_package
 from pftlab.personalize import flood, ft, lp, lpft, lpft_kumar, lss, proximal, soup, sparse, surgical, wise
-from pftlab.personalize.recipe import Method, Phase, Weights
+from pftlab.personalize.baselines import BUILTIN as BUILTIN_BASELINES
+from pftlab.personalize.baselines import Baseline
+from pftlab.personalize.config import PersonalizeConfig
+from pftlab.personalize.engine import personalize_batch, personalize_client, supports
+from pftlab.personalize.recipe import Method, Plan, Run, single
+from pftlab.personalize.spec import MethodSpec
+from pftlab.training.phase import Phase
 
-METHODS: dict[str, Method] = {
-    m.METHOD.name: m.METHOD for m in (ft, lp, lpft, proximal, sparse, soup, lss, wise, surgical, lpft_kumar, flood)
-}
+METHODS: Registry[Method | Baseline] = Registry("method", "pftlab.methods", (Method, Baseline))
+for _m in (ft, lp, lpft, proximal, sparse, soup, lss, wise, surgical, lpft_kumar, flood):
+    METHODS.register(_m.METHOD)
+for _b in BUILTIN_BASELINES:
+    METHODS.register(_b)
 
-__all__ = ["METHODS", "Method", "Phase", "personalize_client"]
+
+def recipe(name: str) -> Method:
+    """The recipe method `name`; a process-integrated baseline (which has no recipe) is refused."""
+    spec = METHODS[name]
+    if not isinstance(spec, Method):
+        raise UserError(f"method {name!r} is a process-integrated baseline, not a recipe of the shared loop")
+    return spec
 
 
-def personalize_client(
-    model: nn.Module,
-    start: Weights,
-    method: Method,
-    params: Any,
-    budget: PersonalizeConfig,
-    data: Dataset,
-    seed: int,
-    client: int,
-    head: str = "head",
-) -> Weights:
-    """One client's personalized weights from `start`; `model` ends holding them."""
-    from pftlab.train import train
+def register_method(
+    method: Method | Baseline, *, origin: str | None = None, replace: bool = False
+) -> Method | Baseline:
+    """Make `method` available by name to configs, the CLI and the study (from a plugin's code)."""
+    return METHODS.register(method, origin or caller_package(), replace=replace)
 
-    if method.custom is not None:
-        model.load_state_dict(start)
-        method.custom(model, data, params, budget, seed, client, head)
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
-    plan = method.checked_plan(params, budget)
-    results = []
-    for run in plan.runs:
-        model.load_state_dict(start)
-        train(model, run.phases, data, budget, seed, run.order, client, head)
-        results.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-    final = plan.combine(start, results)
-    model.load_state_dict(final)
-    return final
+
+__all__ = [
+    "METHODS",
+    "Baseline",
+    "Method",
+    "MethodSpec",
+    "PersonalizeConfig",
+    "Phase",
+    "Plan",
+    "Run",
+    "personalize_batch",
+    "personalize_client",
+    "recipe",
+    "register_method",
+    "single",
+    "supports",
+]

@@ -5,8 +5,9 @@ The analysis uses it as a control: methods compared at the same local loss.
 
 from pydantic import Field
 
-from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase, single
+from pftlab.core.schema import Strict
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):

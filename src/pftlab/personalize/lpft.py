@@ -4,10 +4,14 @@ With a head already fitted to local data, the gradient reaching the features is 
 globally learned features move less than under plain FT.
 """
 
+from typing import Protocol
+
 from pydantic import Field
 
-from pftlab.experiment.config import PersonalizeConfig, Strict
-from pftlab.personalize.recipe import Method, Phase, single
+from pftlab.core.schema import Strict
+from pftlab.personalize.config import PersonalizeConfig
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):
@@ -16,7 +20,14 @@ class Params(Strict):
     ft_lr: float = Field(0.01, gt=0, le=100)
 
 
-def check_lp_epochs(p, budget: PersonalizeConfig) -> str | None:
+class _LpEpochs(Protocol):
+    """The Params of an LP-FT variant: epochs of the budget spent on LP."""
+
+    @property
+    def lp_epochs(self) -> int: ...
+
+
+def check_lp_epochs(p: _LpEpochs, budget: PersonalizeConfig) -> str | None:
     if p.lp_epochs > budget.epochs:
         return f"lp_epochs={p.lp_epochs} exceeds the budget personalize.epochs={budget.epochs}"
     return None

@@ -8,9 +8,10 @@ the same number of epochs.
 
 from pydantic import Field
 
-from pftlab.experiment.config import Strict
+from pftlab.core.schema import Strict
 from pftlab.personalize.lpft import check_lp_epochs
-from pftlab.personalize.recipe import Method, Phase, single
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):

@@ -14,16 +14,21 @@ costs. The diversity weight must stay below the affinity weight, or the loss is 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
+from pftlab.core.schema import Strict
+from pftlab.core.seeding import torch_generator
 from pftlab.data.dataset import Dataset
-from pftlab.experiment.config import PersonalizeConfig, Strict
-from pftlab.personalize.recipe import Method, Phase, single
-from pftlab.seeding import torch_generator
+from pftlab.personalize.config import PersonalizeConfig
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.loop import epoch_order, make_optimizer
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):
@@ -42,7 +47,13 @@ def _check(p: Params, budget: PersonalizeConfig) -> str | None:
 
 
 def _sq_dist(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(((a[n] - b[n]) ** 2).sum() for n in a)
+    # the models have parameters, so the sum is a Tensor (never sum's start value 0)
+    return cast(torch.Tensor, sum(((a[n] - b[n]) ** 2).sum() for n in a))
+
+
+def _mean(pool: list[dict[str, torch.Tensor]], name: str) -> torch.Tensor:
+    """The pool's mean of tensor `name`; the pool is not empty, so the sum is a Tensor (never sum's start value 0)."""
+    return cast(torch.Tensor, sum(m[name] for m in pool)) / len(pool)
 
 
 def member_epochs(epochs: int, pool: int) -> list[int]:
@@ -53,8 +64,6 @@ def member_epochs(epochs: int, pool: int) -> list[int]:
 def personalize_lss(
     model: nn.Module, data: Dataset, p: Params, budget: PersonalizeConfig, seed: int, client: int, head: str
 ) -> None:
-    from pftlab.train import epoch_order, make_optimizer
-
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     start = {n: q.detach().clone() for n, q in model.named_parameters()}
     buffers = dict(model.named_buffers())
@@ -63,11 +72,11 @@ def personalize_lss(
     epoch = 0
     model.train()
     for n_epochs in member_epochs(budget.epochs, p.pool):
-        init = start if not pool else {n: sum(m[n] for m in pool) / len(pool) for n in start}
+        init = start if not pool else {n: _mean(pool, n) for n in start}
         member = {n: v.clone().requires_grad_(True) for n, v in init.items()}
         opt = make_optimizer(member.values(), p.lr, budget)
         for _ in range(n_epochs):
-            for idx in epoch_order(len(y), seed, "personalize", client, epoch).split(budget.batch_size):
+            for idx in epoch_order(len(y), seed, "personalize", client, epoch).split(budget.batch_size):  # type: ignore[no-untyped-call]  # torch leaves Tensor.split unannotated
                 w = -torch.rand(len(pool) + 1, generator=gen).log()
                 w = w / w.sum()
                 mixed = {n: w[-1] * member[n] + sum(w[j] * m[n] for j, m in enumerate(pool)) for n in member}
@@ -76,13 +85,13 @@ def personalize_lss(
                 if pool:
                     loss = loss - p.diversity * sum(_sq_dist(member, m) for m in pool) / len(pool)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 opt.step()
             epoch += 1
         pool.append({n: v.detach() for n, v in member.items()})
     with torch.no_grad():
         for n, q in model.named_parameters():
-            q.copy_(sum(m[n] for m in pool) / len(pool))
+            q.copy_(_mean(pool, n))
 
 
 METHOD = Method(

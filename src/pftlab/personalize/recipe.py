@@ -10,26 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from pftlab.experiment.config import PersonalizeConfig, Strict
-from pftlab.weights import Weights, weighted_average
+from pftlab.core.schema import Strict
+from pftlab.core.weights import Weights, weighted_average
+from pftlab.personalize.config import PersonalizeConfig
+from pftlab.training.phase import Phase
 
 Combine = Callable[[Weights, list[Weights]], Weights]
-
-
-@dataclass(frozen=True)
-class Phase:
-    train: str  # "all", "head", or the name of a submodule whose parameters train (surgical)
-    epochs: int
-    lr: float
-    proximal_mu: float = 0.0  # + mu/2 ||theta - theta_start||^2 over the trained parameters
-    sparsity: float = 0.0  # fraction of trained weights frozen: the lowest SNIP scores |dL/dw * w|
-    flood: float | None = None  # loss flooding level b: minimise |loss - b| + b
-    solver: Literal["sgd", "lbfgs"] = "sgd"  # lbfgs: full batch, run to convergence (max_iter steps)
-    max_iter: int = 200
-    l2: float = 0.0  # lbfgs: l2 penalty on the trained weights
-    freeze_norm: bool = False  # BatchNorm layers stay in eval mode: running statistics frozen
 
 
 @dataclass(frozen=True)
@@ -85,6 +73,11 @@ class Method:
     plan: Callable[[Any, PersonalizeConfig], Plan]
     check: Callable[[Any, PersonalizeConfig], str | None] = no_check
     custom: Callable[..., None] | None = field(default=None)
+
+    @property
+    def integrated(self) -> bool:
+        """False: it personalizes each client after the global stage, from the global weights."""
+        return False
 
     def checked_plan(self, params: Any, budget: PersonalizeConfig) -> Plan:
         """The plan with empty phases dropped; every run must fill the epoch budget exactly."""

@@ -5,8 +5,10 @@ Each ingredient gets the whole epoch budget, so a soup costs K times FT.
 
 from pydantic import Field
 
-from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase, Plan, Run, average
+from pftlab.core.schema import Strict
+from pftlab.personalize.config import PersonalizeConfig
+from pftlab.personalize.recipe import Method, Plan, Run, average
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):
@@ -14,7 +16,7 @@ class Params(Strict):
     lrs: list[float] = Field(default=[0.005, 0.01, 0.02], min_length=1, max_length=100, description="cycled")
 
 
-def plan(p: Params, budget) -> Plan:
+def plan(p: Params, budget: PersonalizeConfig) -> Plan:
     runs = tuple(
         Run((Phase("all", budget.epochs, p.lrs[k % len(p.lrs)]),), order="personalize" if k == 0 else f"soup{k}")
         for k in range(p.ingredients)

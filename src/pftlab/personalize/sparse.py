@@ -7,8 +7,9 @@ momentum or weight decay) of the rest are masked, their values kept, not zeroed.
 
 from pydantic import Field
 
-from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase, single
+from pftlab.core.schema import Strict
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):

@@ -2,8 +2,9 @@
 
 from pydantic import Field
 
-from pftlab.experiment.config import Strict
-from pftlab.personalize.recipe import Method, Phase, Plan, Run, interpolate
+from pftlab.core.schema import Strict
+from pftlab.personalize.recipe import Method, Plan, Run, interpolate
+from pftlab.training.phase import Phase
 
 
 class Params(Strict):

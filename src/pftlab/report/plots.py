@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -11,16 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pftlab.core.io import write_png
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.metrics import accuracy_matrix, per_client
-from pftlab.io import atomic_write_bytes
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def local_vs_global(correct: dict[str, np.ndarray], sizes: np.ndarray, path: Path) -> None:
@@ -37,7 +29,7 @@ def local_vs_global(correct: dict[str, np.ndarray], sizes: np.ndarray, path: Pat
     ax.set_ylabel("global accuracy (%): other clients' test sets")
     ax.set_title("personalization: local vs global (small = one client)")
     ax.legend(loc="lower right", fontsize=8)
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def matrices(correct: dict[str, np.ndarray], sizes: np.ndarray, fed: FederatedData, path: Path) -> None:
@@ -56,7 +48,7 @@ def matrices(correct: dict[str, np.ndarray], sizes: np.ndarray, fed: FederatedDa
         if k == 0:
             ax.set_ylabel("model of client i", fontsize=8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy %")
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def plot_run(out: Path, correct: dict[str, np.ndarray], sizes: np.ndarray, fed: FederatedData) -> None:

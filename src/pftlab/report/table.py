@@ -26,13 +26,6 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    lines = ["| method | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for method, m in summary["methods"].items():
-        lines.append(f"| {method} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _title(agg: dict[str, Any]) -> str:
     seeds = ", ".join(map(str, agg["seeds"]))
     return f"{agg['benchmark']}: {agg['num_clients']} clients, seeds {seeds}: mean ± std (accuracy %)"

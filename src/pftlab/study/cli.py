@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pftlab.core.args import check_out_dir
+
 
 def _study(args: argparse.Namespace) -> int:
     from pftlab.study.run import Request, check_study, run_study
 
     req = Request(
-        Path(args.out),
+        check_out_dir(Path(args.out)),  # a file in the way is refused here, by --check too
         quick=args.quick,
         seeds=tuple(args.seeds),
         benchmarks=tuple(args.benchmarks or ()),

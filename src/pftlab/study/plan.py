@@ -12,13 +12,32 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
+from pftlab.core.io import cache_dir
+from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.data.show import files_present
+from pftlab.data.sources.files import DATA_ENV, data_root, decoded_dir
 from pftlab.experiment.config import Config, apply_overrides, from_dict
+from pftlab.personalize import METHODS
 
-CONFIGS = Path(__file__).parents[3] / "configs" / "benchmarks"
+
+def configs_dir() -> Path:
+    """configs/benchmarks/: the checkout's (a source checkout or an editable install), else the wheel's copy.
+
+    A built wheel carries the repository's configs/ as package data under pftlab/_data/configs (pyproject.toml,
+    force-include), so an installed pftlab runs `pftlab study` with no checkout.
+    """
+    checkout = Path(__file__).parents[3] / "configs" / "benchmarks"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("pftlab") / "_data" / "configs" / "benchmarks"))
+
+
+CONFIGS = configs_dir()
 
 # --quick: every benchmark at its quick size, 5 FedAvg rounds and a 3-epoch budget (LP-FT: 1 LP + 2 FT;
 # LSS needs an epoch per pool member), so the whole sweep (3 seeds, every method) takes minutes on
@@ -67,9 +86,7 @@ def benchmark_configs(configs: Path, names: list[str] | None) -> dict[str, dict[
 
 def default_methods() -> list[str]:
     """Every name personalize.methods accepts: the post-hoc methods, then the process-integrated baselines."""
-    from pftlab.experiment.config import method_specs
-
-    return list(method_specs())
+    return METHODS.names()
 
 
 def check_methods(methods: list[str] | None) -> list[str]:
@@ -129,9 +146,6 @@ def plan_cells(req: Request) -> list[Cell]:
 
 def missing_data(cfg: Config) -> str | None:
     """Why the benchmark cannot run here (its source files are not under the data root), or None."""
-    from pftlab.data.benchmarks import BENCHMARKS
-    from pftlab.data.show import files_present
-    from pftlab.data.sources.files import data_root
 
     files = BENCHMARKS[cfg.data.benchmark].files
     present = files_present(files)
@@ -147,8 +161,6 @@ def study_cache(out: Path) -> Iterator[Path]:
     The data root is pinned where it was, and DIR/cache/decoded links to the user cache's decoded
     arrays: they are a pure function of checksummed source files, and hundreds of MB.
     """
-    from pftlab.data.sources.files import DATA_ENV, data_root, decoded_dir
-    from pftlab.io import cache_dir
 
     if os.environ.get("PFTLAB_CACHE"):
         yield cache_dir()

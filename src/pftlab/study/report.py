@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pftlab.analysis.common import save_png, write_csv
-from pftlab.baselines import BASELINES
+from pftlab.analysis.common import save_png
+from pftlab.core.io import atomic_write_text, write_csv
+from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.evaluate.metrics import DEFINITIONS
-from pftlab.io import atomic_write_text
+from pftlab.personalize import METHODS
 
 TABLE = ("local", "global", "worst", "average", "average3", "c_std", "distortion_own")
 HIGHER_BETTER = ("local", "global", "worst", "average", "average3")
@@ -39,7 +40,8 @@ class Win:
 
 
 def _mean(agg: Agg, method: str, metric: str) -> float:
-    return agg["methods"][method][metric]["mean"]
+    mean: float = agg["methods"][method][metric]["mean"]
+    return mean
 
 
 def winner(agg: Agg, metric: str, among: list[str]) -> Win:
@@ -56,11 +58,17 @@ def methods_of(agg: Agg) -> list[str]:
     return [m for m in agg["methods"] if m != REFERENCE]
 
 
+def _integrated(method: str) -> bool:
+    """A process-integrated baseline (a name no longer registered, e.g. a removed plugin's, counts as post-hoc)."""
+    spec = METHODS.get(method)
+    return spec is not None and spec.integrated
+
+
 def verdict(agg: Agg) -> dict[str, Any]:
     """Winners over every method, and the study's pattern among its own six methods (where present)."""
     methods = methods_of(agg)
     out: dict[str, Any] = {m: winner(agg, m, methods) for m in ("global", "average", "average3")}
-    integrated = [m for m in methods if m in BASELINES]
+    integrated = [m for m in methods if _integrated(m)]
     out["integrated"] = winner(agg, "average3", integrated) if integrated else None
     paper = [m for m in PAPER if m in agg["methods"]]
     if "lp-ft" not in paper or "proximal-ft" not in paper or len(paper) < 3:
@@ -138,8 +146,12 @@ def scatter(agg: Agg, title: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
-    colors = plt.get_cmap("tab20").colors
+    cmap = plt.get_cmap("tab20")
+    assert isinstance(cmap, ListedColormap)  # tab20 is a list of 20 colours: a ListedColormap of a tuple
+    colors = cmap.colors
+    assert isinstance(colors, tuple | list)
     fig, ax = plt.subplots(figsize=(6, 5))
     for k, (method, v) in enumerate(agg["methods"].items()):
         is_ref = method == REFERENCE
@@ -148,12 +160,12 @@ def scatter(agg: Agg, title: str, path: Path) -> None:
             v["global"]["mean"],
             xerr=v["local"]["std"],
             yerr=v["global"]["std"],
-            fmt="*" if is_ref else "s" if method in BASELINES else "o",
+            fmt="*" if is_ref else "s" if _integrated(method) else "o",
             markersize=13 if is_ref else 7,
             color="black" if is_ref else colors[k % len(colors)],
             markeredgecolor="black",
             capsize=3,
-            label=method + (" (process-integrated)" if method in BASELINES else ""),
+            label=method + (" (process-integrated)" if _integrated(method) else ""),
             zorder=3 if is_ref else 2,
         )
     lo, hi = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
@@ -288,7 +300,6 @@ class Results:
 
 def report_markdown(r: Results) -> str:
     """report.md: what ran, whether the study's pattern holds, Table 2, and one section per benchmark."""
-    from pftlab.data.benchmarks import BENCHMARKS
 
     aggs, skipped, seconds, quick, commit = r.aggs, r.skipped, r.seconds, r.quick, r.commit
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.console import Console
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
+from pftlab.core.io import write_json
 from pftlab.experiment.aggregate import aggregate
-from pftlab.io import write_json
 from pftlab.study.plan import Request, missing_data, plan_cells, study_cache
 from pftlab.study.report import Results, write_report
 from pftlab.study.sweep import load_finished, run_time, study_lock, sweep

@@ -22,7 +22,8 @@ from typing import Any
 
 from rich.console import Console
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
+from pftlab.experiment.runner import run_experiment
 from pftlab.study.plan import Cell, missing_data
 
 
@@ -66,7 +67,7 @@ def load_finished(cell: Cell) -> dict[str, Any] | None:
     summary, config = cell.out / "summary.json", cell.out / "config.toml"
     try:
         saved = tomllib.loads(config.read_text(encoding="utf-8"))
-        result = json.loads(summary.read_text(encoding="utf-8"))
+        result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if _comparable(saved) != _comparable(cell.cfg.resolved()) or result.get("seed") != cell.seed:
@@ -95,7 +96,6 @@ def run_time(run_dir: Path) -> float | None:
 
 def sweep(cells: list[Cell], console: Console) -> SweepResult:
     """Every cell, benchmark by benchmark; a benchmark whose data is missing or fails is skipped with a note."""
-    from pftlab.experiment.runner import run_experiment
 
     result = SweepResult()
     finished = {(c.benchmark, c.seed): load_finished(c) for c in cells}

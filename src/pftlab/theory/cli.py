@@ -1,39 +1,29 @@
 """`pftlab theory ...`: the two-layer linear model of the paper's theory, simulated exactly.
 
 Every subcommand writes a CSV and a PNG into --out (default runs/theory) and prints what it found. User mistakes
-raise pftlab.errors.UserError with a one-line message.
+raise pftlab.core.errors.UserError with a one-line message.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from pftlab.errors import UserError
-from pftlab.io import atomic_write_text, write_json
+from pftlab.core.args import Parser, check_out_dir
+from pftlab.core.errors import UserError
+from pftlab.core.io import write_csv, write_json
 
 Row = dict[str, float | int | str]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message}; see '{self.prog} --help'")
-
-
-def write_csv(path: Path, rows: Sequence[Row]) -> None:
+def _write_csv(path: Path, rows: Sequence[Row]) -> None:
+    """The rows, every float to 17 significant digits: the CSV reads back to the exact simulated values."""
     if not rows:
         raise UserError("nothing to write: the grid is empty")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.17g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_csv(path, rows, float_format=".17g")
 
 
 def _intervals(xs: Sequence[tuple[float, float]]) -> str:
@@ -66,18 +56,6 @@ def _who_wins(lams: Sequence[float], winners: dict[float, object]) -> str:
     return "; ".join(text)
 
 
-def _out(args: argparse.Namespace) -> Path:
-    out = Path(args.out)
-    if "\0" in args.out:
-        raise UserError(f"--out {args.out!r} contains a NUL character; give a folder path")
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise UserError(f"--out {out}: {p} exists and is not a directory")
-            break
-    return out
-
-
 # ---------------------------------------------------------------- onestep
 
 
@@ -86,7 +64,7 @@ def _onestep(args: argparse.Namespace) -> int:
     from pftlab.theory.plots import onestep_plot
     from pftlab.theory.simulate import one_step_formula, onestep_gap_coefficients, run
 
-    out = _out(args)
+    out = check_out_dir(Path(args.out))
     lam, eta = args.lambda_, args.step_size
     records: list[Row] = []
     worst = 0.0
@@ -159,7 +137,7 @@ def _onestep(args: argparse.Namespace) -> int:
         [run(conc, "ft", e, 1, 0).global_others[1] - run(conc, "lp-ft", e, 0, 0).global_others[0] for e in etas]
     )
     worst = max(worst, float(np.abs(sim - closed).max()))
-    write_csv(out / "onestep.csv", records)
+    _write_csv(out / "onestep.csv", records)
     onestep_plot(records, (etas, closed, sim), out / "onestep.png")
     ok = worst < 1e-10
     print(f"formula check: {'OK' if ok else 'FAILED'} (largest error {worst:.1e}, tolerance 1e-10)")
@@ -174,7 +152,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from pftlab.theory.plots import losses_vs_lambda, sweep_heatmap
     from pftlab.theory.sweep import sweep
 
-    out = _out(args)
+    out = check_out_dir(Path(args.out))
     rows = sweep(
         args.setting,
         args.lambdas,
@@ -188,7 +166,7 @@ def _sweep(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     stem = f"sweep_{args.setting}"
-    write_csv(out / f"{stem}.csv", rows)
+    _write_csv(out / f"{stem}.csv", rows)
     sweep_heatmap(rows, out / f"{stem}_heatmap.png")
     steps = sorted(set(args.steps))
     shown = sorted({steps[0], steps[len(steps) // 2], steps[-1]})
@@ -211,7 +189,7 @@ def _threshold(args: argparse.Namespace) -> int:
     from pftlab.theory.plots import threshold_plot
     from pftlab.theory.sweep import find_threshold
 
-    out = _out(args)
+    out = check_out_dir(Path(args.out))
     th = find_threshold(
         args.setting,
         args.eps,
@@ -233,7 +211,7 @@ def _threshold(args: argparse.Namespace) -> int:
         for i in range(len(th.client_gaps)):
             row[f"gap_client{i}"] = float(th.client_gaps[i, k])
         rows.append(row)
-    write_csv(out / f"{stem}.csv", rows)
+    _write_csv(out / f"{stem}.csv", rows)
     threshold_plot(th, out / f"{stem}.png")
 
     def describe(star: float | None, crossings: list[float]) -> str:
@@ -294,7 +272,7 @@ def _relu(args: argparse.Namespace) -> int:
     from pftlab.theory.plots import relu_plot
     from pftlab.theory.relu import compare
 
-    out = _out(args)
+    out = check_out_dir(Path(args.out))
     rows = compare(
         args.settings,
         args.lambdas,
@@ -309,7 +287,7 @@ def _relu(args: argparse.Namespace) -> int:
         head_norm=args.head_norm,
         seed=args.seed,
     )
-    write_csv(out / "relu.csv", rows)
+    _write_csv(out / "relu.csv", rows)
     relu_plot(rows, out / "relu.png")
     print(f"finite samples ({args.n_train} train, {args.n_eval} eval per client), global loss on the other clients:")
     lams = sorted(set(args.lambdas))
@@ -351,11 +329,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="pftlab theory",
         description="The paper's two-layer linear model: exact FT vs LP-FT, the one-step formula, sweeps, lambda*.",
     )
-    sub = parser.add_subparsers(dest="theory_command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="theory_command", required=True, parser_class=Parser)
 
     one = sub.add_parser("onestep", help="check the closed-form first FT step and the one-step global gap")
     one.add_argument("--lambda", dest="lambda_", type=float, default=1.0, help="heterogeneity (default 1)")
@@ -413,7 +391,7 @@ def validate(args: argparse.Namespace) -> None:
                 raise UserError(f"--{key.replace('_', '-')} must be <= {limit:,} (got {v})")
     if not np.isfinite(args.head_norm) or args.head_norm < 0:
         raise UserError(f"--head-norm must be a finite number >= 0 (got {args.head_norm})")
-    _out(args)
+    check_out_dir(Path(args.out))
     cmd = args.theory_command
     lambdas = {"onestep": [args.lambda_ if cmd == "onestep" else 0.0]}.get(cmd, getattr(args, "lambdas", [1.0]))
     settings = getattr(args, "settings", [getattr(args, "setting", "concept")])

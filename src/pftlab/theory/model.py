@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pftlab.errors import UserError
-from pftlab.seeding import numpy_rng
+from pftlab.core.errors import UserError
+from pftlab.core.seeding import numpy_rng
 
 SETTINGS = ("concept", "covariate")
 
@@ -59,7 +59,8 @@ class Problem:
 
     def private(self, i: int) -> np.ndarray:
         """p_i: client i's private feature direction in input space (row m + i of B)."""
-        return self.B[self.m + i]
+        row: np.ndarray = self.B[self.m + i]
+        return row
 
     def head(self, i: int) -> np.ndarray:
         """V_i = [V_com ; lambda e_i]."""
@@ -70,7 +71,8 @@ class Problem:
 
     def target(self, i: int) -> np.ndarray:
         """w_i* = B^T V_i = c + lambda p_i."""
-        return self.B.T @ self.head(i)
+        w_star: np.ndarray = self.B.T @ self.head(i)
+        return w_star
 
     def start(self) -> tuple[np.ndarray, np.ndarray]:
         """(B0, V0) = (B, [V_com ; 0]): fresh copies."""
@@ -140,4 +142,5 @@ def exact_probe(B: np.ndarray, V: np.ndarray, M: np.ndarray, w_star: np.ndarray)
     G = B @ M @ B.T
     rhs = B @ M @ (w_star - B.T @ V)
     delta = np.linalg.lstsq(G, rhs, rcond=None)[0]
-    return V + delta
+    solved: np.ndarray = V + delta
+    return solved

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pftlab.seeding import numpy_rng
+from pftlab.core.seeding import numpy_rng
 from pftlab.theory.model import Problem
 
 
@@ -13,7 +13,8 @@ def sample_inputs(problem: Problem, client: int, n: int, rng: np.random.Generato
     z = rng.standard_normal((n, problem.d))
     if problem.setting == "concept":
         return z
-    return problem.means[client] + problem.eps * z
+    x: np.ndarray = problem.means[client] + problem.eps * z
+    return x
 
 
 def monte_carlo_losses(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,17 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from pftlab.io import atomic_write_bytes
+from pftlab.core.io import write_png
 from pftlab.theory.sweep import Threshold
 
 Row = dict[str, float | int | str]
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _symmetric(values: np.ndarray, cap: float | None = None) -> float:
@@ -96,7 +88,7 @@ def sweep_heatmap(rows: Sequence[Row], path: Path) -> None:
         "colours saturate beyond the bar; x: one method diverged; grey: both did",
         fontsize=9,
     )
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def losses_vs_lambda(rows: Sequence[Row], path: Path, steps: Sequence[int]) -> None:
@@ -127,7 +119,7 @@ def losses_vs_lambda(rows: Sequence[Row], path: Path, steps: Sequence[int]) -> N
             ax.set_ylabel("population loss (client mean)", fontsize=8)
             ax.set_title(f"{sel[0]['setting'] if sel else ''}: step {size:g}, {t} steps", fontsize=9)
             ax.legend(fontsize=7)
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def threshold_plot(th: Threshold, path: Path) -> None:
@@ -164,7 +156,7 @@ def threshold_plot(th: Threshold, path: Path) -> None:
     eps = f", eps {th.eps:g}" if th.setting == "covariate" else ""
     ax.set_title(f"{th.setting}{eps}, step {th.step:g}, {th.steps} step(s); blow-ups clipped at the frame", fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def onestep_plot(records: Sequence[Row], gap_curve: tuple[np.ndarray, np.ndarray, np.ndarray], path: Path) -> None:
@@ -186,7 +178,7 @@ def onestep_plot(records: Sequence[Row], gap_curve: tuple[np.ndarray, np.ndarray
     a2.set_ylabel("global(FT, 1 step) - global(LP-FT)")
     a2.set_title("concept shift: LP-FT better iff the FT step overshoots (alpha > 1)", fontsize=9)
     a2.legend(fontsize=7)
-    _save(fig, path)
+    write_png(path, fig)
 
 
 def relu_plot(rows: Sequence[Row], path: Path) -> None:
@@ -225,4 +217,4 @@ def relu_plot(rows: Sequence[Row], path: Path) -> None:
             ax.set_xlabel("lambda")
             ax.set_ylabel("(global FT - global LP-FT) / global LP-FT", fontsize=8)
             ax.legend(fontsize=6)
-    _save(fig, path)
+    write_png(path, fig)

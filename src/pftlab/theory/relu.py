@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pftlab.errors import UserError
-from pftlab.seeding import numpy_rng
+from pftlab.core.errors import UserError
+from pftlab.core.seeding import numpy_rng
 from pftlab.theory.model import Problem, make_problem
 from pftlab.theory.montecarlo import sample_inputs
 from pftlab.theory.simulate import client_mean
@@ -165,11 +165,13 @@ def _rows(
             "n_train": len(samples.train[0][1]),
             "n_eval": len(samples.evals[0][1]),
         }
+        losses: dict[str, float] = {}
         for method, tag in (("ft", "ft"), ("lp-ft", "lpft")):
             for name in LOSSES:
-                row[f"{name}_{tag}"] = float(np.mean([r[t][name] for r in res[method]]))
-        row["gap_global_others"] = gap(row["global_others_ft"], row["global_others_lpft"])
-        row["winner"] = winner(row["global_others_ft"], row["global_others_lpft"])
+                losses[f"{name}_{tag}"] = float(np.mean([r[t][name] for r in res[method]]))
+        row.update(losses)
+        row["gap_global_others"] = gap(losses["global_others_ft"], losses["global_others_lpft"])
+        row["winner"] = winner(losses["global_others_ft"], losses["global_others_lpft"])
         row["exact_gap_global_others"] = (
             gap(float(exact["ft"]["global_others"][t]), float(exact["lp-ft"]["global_others"][t])) if exact else np.nan
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pftlab.errors import UserError
+from pftlab.core.errors import UserError
 from pftlab.theory.model import Problem, exact_probe, loss_and_grads, make_problem, population_loss
 
 METHODS = ("ft", "lp-ft")

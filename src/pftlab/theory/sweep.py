@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pftlab.errors import UserError
-from pftlab.theory.model import make_problem
+from pftlab.core.errors import UserError
+from pftlab.theory.model import Problem, make_problem
 from pftlab.theory.simulate import METRICS, client_mean, lp_stability_lambda, onestep_gap_coefficients, run
 
 TIE_RTOL = 1e-9
@@ -84,12 +84,14 @@ def sweep(
                     "lambda": lam,
                     "steps": t,
                 }
+                metrics: dict[str, float] = {}
                 for name in METRICS:
-                    row[f"{name}_ft"] = float(ft[name][t])
-                    row[f"{name}_lpft"] = float(lp[name][t])
-                row["gap_global_others"] = gap(row["global_others_ft"], row["global_others_lpft"])
-                row["gap_global_mixture"] = gap(row["global_mixture_ft"], row["global_mixture_lpft"])
-                row["winner"] = winner(row["global_others_ft"], row["global_others_lpft"])
+                    metrics[f"{name}_ft"] = float(ft[name][t])
+                    metrics[f"{name}_lpft"] = float(lp[name][t])
+                row.update(metrics)
+                row["gap_global_others"] = gap(metrics["global_others_ft"], metrics["global_others_lpft"])
+                row["gap_global_mixture"] = gap(metrics["global_mixture_ft"], metrics["global_mixture_lpft"])
+                row["winner"] = winner(metrics["global_others_ft"], metrics["global_others_lpft"])
                 rows.append(row)
     return rows
 
@@ -160,22 +162,27 @@ def find_threshold(
         raise UserError(f"the grid needs at least 2 points (got {n_grid})")
     if steps < 1:
         raise UserError(f"the threshold needs steps >= 1 (got {steps})")
-    kw = {"d": d, "m": m, "C": C, "head_norm": head_norm, "seed": seed}
+
+    def problem_at(lam: float) -> Problem:
+        return make_problem(setting, lam, eps, d=d, m=m, C=C, head_norm=head_norm, seed=seed)
 
     def client_pair(lam: float, i: int) -> tuple[float, float]:
-        problem = make_problem(setting, lam, eps, **kw)
+        problem = problem_at(lam)
         return run(problem, "ft", step, steps, i).global_others[steps], run(
             problem, "lp-ft", step, steps, i
         ).global_others[steps]
 
     def mean_pair(lam: float) -> tuple[float, float]:
-        problem = make_problem(setting, lam, eps, **kw)
+        problem = problem_at(lam)
         ft = client_mean(problem, "ft", step, steps)["global_others"][steps]
         lp = client_mean(problem, "lp-ft", step, steps)["global_others"][steps]
         return float(ft), float(lp)
 
     def lp_better(pair: tuple[float, float]) -> bool:  # ties (equal to rounding) count as "not better"
         return winner(*pair) == "lp-ft"
+
+    def client_lp_better(i: int) -> Callable[[float], bool]:
+        return lambda x: lp_better(client_pair(x, i))
 
     grid = np.linspace(lam_lo, lam_hi, n_grid)
     mean_pairs = [mean_pair(x) for x in grid]
@@ -191,10 +198,8 @@ def find_threshold(
     better = [lp_better(q) for q in mean_pairs]
     crossings = _crossings(grid, np.array(better), lambda x: lp_better(mean_pair(x)), tol)
     client_better = [[lp_better(q) for q in row] for row in client_pairs]
-    client_crossings = [
-        _crossings(grid, np.array(client_better[i]), lambda x, i=i: lp_better(client_pair(x, i)), tol) for i in range(C)
-    ]
-    problem = make_problem(setting, 1.0, eps, **kw)
+    client_crossings = [_crossings(grid, np.array(client_better[i]), client_lp_better(i), tol) for i in range(C)]
+    problem = problem_at(1.0)
     roots = None
     if steps == 1:
         a = np.mean([onestep_gap_coefficients(problem, i, step) for i in range(C)], axis=0)

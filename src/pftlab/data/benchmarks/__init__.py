@@ -2,46 +2,48 @@
 
 A benchmark is one file here defining `Params` (its keys of the [data] table, with defaults
 for the default size), `QUICK` (the keys a `size = "quick"` run changes) and a function
-(params, seed) -> list[ClientPool]; registering it is one line below.
+(params, seed) -> list[ClientPool]; registering it is one line below. A benchmark from another
+package is added with `register_benchmark` or the `pftlab.benchmarks` entry point group.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pftlab.core.registry import Registry, caller_package
+from pftlab.data.benchmarks import (
+    cifar10c,
+    colored_mnist,
+    digits,
+    digits_quick,
+    heart,
+    label_shift,
+    mnist_writers,
+    user_data,
+)
 from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.dataset import FederatedData
 from pftlab.data.federate import federate
 
-
-def _registry() -> dict[str, Benchmark]:
-    from pftlab.data.benchmarks import (
-        cifar10c,
-        colored_mnist,
-        digits,
-        digits_quick,
-        heart,
-        label_shift,
-        mnist_writers,
-        user_data,
-    )
-
-    found = [
-        digits_quick.BENCHMARK,
-        cifar10c.BENCHMARK,
-        digits.BENCHMARK,
-        colored_mnist.BENCHMARK,
-        label_shift.CIFAR,
-        label_shift.FMNIST,
-        mnist_writers.BENCHMARK,
-        heart.BENCHMARK,
-        user_data.FOLDER,
-        user_data.TABLE,
-    ]
-    return {b.name: b for b in found}
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", "pftlab.benchmarks", Benchmark)
+for _b in (
+    digits_quick.BENCHMARK,
+    cifar10c.BENCHMARK,
+    digits.BENCHMARK,
+    colored_mnist.BENCHMARK,
+    label_shift.CIFAR,
+    label_shift.FMNIST,
+    mnist_writers.BENCHMARK,
+    heart.BENCHMARK,
+    user_data.FOLDER,
+    user_data.TABLE,
+):
+    BENCHMARKS.register(_b)
 
 
-BENCHMARKS: dict[str, Benchmark] = _registry()
+def register_benchmark(benchmark: Benchmark, *, origin: str | None = None, replace: bool = False) -> Benchmark:
+    """Make a benchmark available as `data.benchmark` (from a plugin's code)."""
+    return BENCHMARKS.register(benchmark, origin or caller_package(), replace=replace)
 
 
 def build_federation(data_cfg: Any, seed: int) -> FederatedData:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from pftlab.data.federate import ClientPool
 
 
@@ -14,7 +16,7 @@ class Benchmark:
     name: str
     shift: str
     description: str
-    Params: type
+    Params: type[BaseModel]
     pools: Callable[[Any, int], list[ClientPool]]
     quick: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # data files it reads, relative to the data root

@@ -14,15 +14,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.corruptions import CORRUPTIONS
 from pftlab.data.corruptions import corrupt as apply_corruption
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool, shard_pool
+from pftlab.data.params import PartitionParams
 from pftlab.data.sources import cifar10
 from pftlab.data.transforms import subsample
-from pftlab.experiment.config import PartitionParams
-from pftlab.seeding import numpy_rng
 
 Corruption = Literal[CORRUPTIONS]  # type: ignore[valid-type]
 

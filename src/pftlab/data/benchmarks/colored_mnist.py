@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator
 
+from pftlab.core.schema import Strict
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark, idx_files
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool
 from pftlab.data.sources import mnist
 from pftlab.data.transforms import subsample
-from pftlab.experiment.config import Strict
-from pftlab.seeding import numpy_rng
 
 
 class Params(Strict):

@@ -14,14 +14,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.schema import Strict
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark, idx_files
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool, partition_pool
+from pftlab.data.params import PartitionParams
 from pftlab.data.sources import mnist, mnist_m, usps
 from pftlab.data.sources.synth_digits import synth_digits
 from pftlab.data.transforms import resize, subsample, to_rgb
-from pftlab.experiment.config import PartitionParams, Strict
-from pftlab.seeding import numpy_rng
 
 Domain = Literal["mnist", "mnist-m", "usps", "synth"]
 SYNTH_POOL = 12_000  # synthetic images rendered (once, cached) to draw from

@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool, shard_pool
+from pftlab.data.params import PartitionParams
 from pftlab.data.shifts import apply_domain
 from pftlab.data.sources import sklearn_digits
-from pftlab.experiment.config import PartitionParams
-from pftlab.seeding import numpy_rng
 
 DomainName = Literal["clean", "rotate", "invert", "noise", "blur", "low-contrast"]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.schema import Strict
 from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool
 from pftlab.data.sources import heart
 from pftlab.data.sources.heart_csv import HOSPITALS
-from pftlab.experiment.config import Strict
 
 
 class Params(Strict):

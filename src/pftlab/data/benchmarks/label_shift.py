@@ -6,16 +6,18 @@ client's test split follows its own label mix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark, idx_files
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool, shard_pool
+from pftlab.data.params import PartitionParams
 from pftlab.data.sources import cifar10, fashion_mnist
 from pftlab.data.transforms import subsample
-from pftlab.experiment.config import PartitionParams
-from pftlab.seeding import numpy_rng
 
 
 class Params(PartitionParams):
@@ -24,7 +26,7 @@ class Params(PartitionParams):
     samples: int = Field(12_000, ge=20, le=70_000, description="drawn from train + test pooled")
 
 
-def _pooled(source, name: str, p: Params, seed: int) -> list[ClientPool]:
+def _pooled(source: Callable[[str], Dataset], name: str, p: Params, seed: int) -> list[ClientPool]:
     train, test = source("train"), source("test")
     x = np.concatenate([train.x, test.x])
     y = np.concatenate([train.y, test.y])

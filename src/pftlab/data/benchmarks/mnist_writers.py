@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.errors import UserError
+from pftlab.core.schema import Strict
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark, idx_files
 from pftlab.data.federate import ClientPool
 from pftlab.data.sources import mnist, qmnist_writers
-from pftlab.errors import UserError
-from pftlab.experiment.config import Strict
-from pftlab.seeding import numpy_rng
 
 SERIES = {0: "census", 1: "census", 4: "students"}
 

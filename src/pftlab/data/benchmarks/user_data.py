@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
+from pftlab.core.errors import UserError
+from pftlab.core.schema import Strict
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool
-from pftlab.errors import UserError
-from pftlab.experiment.config import Strict
-from pftlab.seeding import numpy_rng
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -67,8 +67,8 @@ def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
+        with Image.open(path) as opened:
+            im = opened.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot decode image {path}: {err}; fix or remove it") from None
@@ -108,14 +108,15 @@ def folder_pools(p: FolderParams, seed: int) -> list[ClientPool]:
     return pools
 
 
-def _read_table(path: Path) -> dict[str, list]:
+def _read_table(path: Path) -> dict[str, list[Any]]:
     if path.suffix.lower() == ".parquet":
         try:
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("reading Parquet needs pyarrow: pip install 'pftlab[parquet]'") from None
         try:
-            return pq.read_table(path).to_pydict()
+            table: dict[str, list[Any]] = pq.read_table(path).to_pydict()
+            return table
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
             raise UserError(f"{path.name} is not a readable Parquet file: {str(err).splitlines()[0]}") from None
     if path.suffix.lower() != ".csv":

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pftlab.errors import CorruptFile, UserError
-from pftlab.io import cache_dir, load_arrays, save_arrays, sha256_hex
+from pftlab.core.errors import CorruptFile, UserError
+from pftlab.core.io import cache_dir, load_arrays, save_arrays, sha256_hex
 
 DATA_ENV = "PFTLAB_DATA"
 

@@ -30,13 +30,17 @@ import json
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pftlab.core.errors import UserError
+from pftlab.core.io import atomic_write_bytes, cache_dir, sha256_hex
+from pftlab.core.seeding import numpy_rng
 from pftlab.data.dataset import Dataset
-from pftlab.errors import UserError
-from pftlab.io import atomic_write_bytes, cache_dir, sha256_hex
-from pftlab.seeding import numpy_rng
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
 
 NAME = "synth-digits"
 # Bump when the rendering changes, so no stale cache is reused.
@@ -79,7 +83,7 @@ def font_dir() -> Path:
 
 
 @cache
-def _font(name: str, size: int):
+def _font(name: str, size: int) -> FreeTypeFont:
     from PIL import ImageFont
 
     path = font_dir() / name
@@ -163,7 +167,8 @@ def _render(rng: np.random.Generator, label: int) -> np.ndarray:
 
         img = gaussian_filter(img, sigma=(blur, blur, 0.0), mode="nearest")
     img = img + noise * noise_field
-    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8).transpose(2, 0, 1)
+    scaled: np.ndarray = np.clip(img, 0.0, 1.0) * 255.0
+    return np.round(scaled).astype(np.uint8).transpose(2, 0, 1)
 
 
 def labels(n: int, seed: int) -> np.ndarray:

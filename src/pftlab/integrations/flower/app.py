@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
 from pftlab import __version__
+from pftlab.core.io import atomic_write_text
 from pftlab.data.benchmarks import build_federation
 from pftlab.experiment.config import Config
 from pftlab.integrations.flower.partition import client_file, save_client
 from pftlab.integrations.flower.steps import config_json
-from pftlab.io import atomic_write_text
 
 COMPONENTS = {
     "serverapp": "pftlab.integrations.flower.server_app:app",
@@ -68,6 +69,6 @@ def export(
     return paths
 
 
-def _without_none(table: dict) -> dict:
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
     """TOML has no null: a key left out takes its default, which is what None means in the config."""
     return {k: _without_none(v) if isinstance(v, dict) else v for k, v in table.items() if v is not None}

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pftlab.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message}; see '{self.prog} --help'")
+from pftlab.core.args import Parser, check_out_dir
+from pftlab.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pftlab flower", description="Run pftlab on Flower (flwr 1.42); see docs/flower.md.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="pftlab flower", description="Run pftlab on Flower (flwr 1.42); see docs/flower.md.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     export = sub.add_parser(
         "export",
         help="one partition file per client, the resolved config and a Flower App directory for `flwr run`",
@@ -42,9 +38,7 @@ def main(argv: list[str]) -> int:
         if not 0 < getattr(args, name) < 1e7:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     cfg = load_config(Path(args.config), args.set)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file, not a directory")
+    out = check_out_dir(Path(args.out))
     run_dir = Path(args.run_dir) if args.run_dir else out / "run"
     paths = export(cfg, out, run_dir, args.round_timeout, args.nodes_timeout)
     print(f"wrote {len(paths)} partition files to {out / 'clients'}/, {out / 'config.toml'} and {out / 'app'}/")

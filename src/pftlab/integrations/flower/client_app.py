@@ -17,19 +17,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    ConfigRecordValues,
+    Context,
+    Message,
+    MetricRecord,
+    MetricRecordValues,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from torch import nn
 
+from pftlab.core.errors import UserError
+from pftlab.core.io import config_hash
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import ClientData
-from pftlab.errors import UserError
 from pftlab.experiment.config import Config
 from pftlab.experiment.runner import set_threads
 from pftlab.federated import ALGORITHMS, is_finite
 from pftlab.integrations.flower import steps
 from pftlab.integrations.flower.partition import client_from_federation, client_info, load_client
-from pftlab.io import config_hash
 from pftlab.models import build_model
 
 app = ClientApp()
@@ -77,7 +86,8 @@ def _reply(msg: Message, **records: Any) -> Message:
 def query(msg: Message, context: Context) -> Message:
     cfg = config_of(msg)
     client, meta = local_client(cfg, context)
-    return _reply(msg, info=ConfigRecord(client_info(client, meta)))
+    info: dict[str, ConfigRecordValues] = dict(client_info(client, meta))
+    return _reply(msg, info=ConfigRecord(info))
 
 
 @app.train()
@@ -86,15 +96,19 @@ def train(msg: Message, context: Context) -> Message:
     cfg = config_of(msg)
     client, meta = local_client(cfg, context)
     algorithm = ALGORITHMS[cfg.federated.algorithm]
-    state = context.state[CLIENT_STATE].to_torch_state_dict() if CLIENT_STATE in context.state else {}
+    state = (
+        steps.of_type(context.state[CLIENT_STATE], ArrayRecord).to_torch_state_dict()
+        if CLIENT_STATE in context.state
+        else {}
+    )
     update = algorithm.local_update(
         model_for(cfg, meta),
-        msg.content["arrays"].to_torch_state_dict(),
-        msg.content["payload"].to_torch_state_dict(),
+        steps.of_type(msg.content["arrays"], ArrayRecord).to_torch_state_dict(),
+        steps.of_type(msg.content["payload"], ArrayRecord).to_torch_state_dict(),
         client.train,
         cfg.federated,
         cfg.seed,
-        int(msg.content["pftlab"]["round"]),
+        int(steps.scalar(msg.content["pftlab"]["round"])),
         client.client_id,
         state,
     )
@@ -113,9 +127,9 @@ def train(msg: Message, context: Context) -> Message:
 def personalize(msg: Message, context: Context) -> Message:
     cfg = config_of(msg)
     client, meta = local_client(cfg, context)
-    model, start = model_for(cfg, meta), msg.content["arrays"].to_torch_state_dict()
+    model, start = model_for(cfg, meta), steps.of_type(msg.content["arrays"], ArrayRecord).to_torch_state_dict()
     records: dict[str, Any] = {"metrics": MetricRecord({"client-id": client.client_id})}
-    chosen: dict[str, str] = {}
+    chosen: dict[str, ConfigRecordValues] = {}
     for method in cfg.personalize.methods:
         weights, choice = steps.personalize(model, start, client, cfg, method)
         records[f"model/{method}"] = ArrayRecord.from_torch_state_dict(weights)
@@ -131,8 +145,9 @@ def evaluate(msg: Message, context: Context) -> Message:
     cfg = config_of(msg)
     client, meta = local_client(cfg, context)
     model, pool = model_for(cfg, meta), steps.own_pool(client.test)
-    metrics: dict[str, int] = {"client-id": client.client_id, "n-test": len(client.test)}
+    metrics: dict[str, MetricRecordValues] = {"client-id": client.client_id, "n-test": len(client.test)}
     for name, record in msg.content.items():
         if name.startswith("model/"):
-            metrics[f"hits/{name.removeprefix('model/')}"] = steps.hits(model, record.to_torch_state_dict(), pool)
+            weights = steps.of_type(record, ArrayRecord).to_torch_state_dict()
+            metrics[f"hits/{name.removeprefix('model/')}"] = steps.hits(model, weights, pool)
     return _reply(msg, metrics=MetricRecord(metrics))

@@ -13,9 +13,9 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
+from pftlab.core.errors import UserError
+from pftlab.core.io import atomic_write_bytes
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
-from pftlab.errors import UserError
-from pftlab.io import atomic_write_bytes
 
 FORMAT = "pftlab-client-partition/1"
 SPLITS = ("train", "val", "test")
@@ -68,7 +68,8 @@ def load_client(path: Path) -> tuple[ClientData, dict[str, str]]:
 def _metadata(raw: bytes) -> dict[str, str]:
     """The safetensors header's __metadata__ (the format: 8-byte little-endian length, then JSON)."""
     n = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8 : 8 + n]).get("__metadata__", {})
+    metadata: dict[str, str] = json.loads(raw[8 : 8 + n]).get("__metadata__", {})
+    return metadata
 
 
 def client_info(client: ClientData, meta: dict[str, str]) -> dict[str, str | int]:

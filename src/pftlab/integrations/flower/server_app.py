@@ -20,17 +20,17 @@ from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 
 from pftlab import __version__
+from pftlab.core.errors import UserError
+from pftlab.core.io import save_weights, write_json
+from pftlab.core.weights import Weights
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
-from pftlab.errors import UserError
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.experiment.runner import set_threads
-from pftlab.federated import ALGORITHMS, ClientUpdate, StageStats, dropped, server_round
-from pftlab.federated.sampling import participation_schedule
+from pftlab.federated import ALGORITHMS, ClientUpdate, StageStats, drive_rounds
+from pftlab.federated.algorithm import State
 from pftlab.integrations.flower import steps
-from pftlab.io import save_weights, write_json
 from pftlab.models import build_model
-from pftlab.weights import Weights
 
 app = ServerApp()
 
@@ -97,7 +97,7 @@ class Nodes:
             self._record(kind, rnd, cid, why)
         for cid in sorted(set(clients) - set(asked)):
             self._record(kind, rnd, cid, "its node stayed silent before; not asked")
-        return {int(r.content["metrics"]["client-id"]): r for r in good.values()}
+        return {int(steps.scalar(r.content["metrics"]["client-id"])): r for r in good.values()}
 
     def _record(self, kind: str, rnd: int | None, cid: int, why: str) -> None:
         event = {"message": kind, "round": rnd, "client": cid, "node": self.clients[cid]["node"], "why": why}
@@ -116,11 +116,11 @@ def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float |
         new = [n for n in grid.get_node_ids() if n not in asked]
         for node, reply in _send(grid, new, "query", {"pftlab": cfg_record}, timeout)[0].items():
             info = dict(reply.content["info"])
-            cid = int(info["client-id"])
+            cid = int(steps.scalar(info["client-id"]))
             if cid in clients:
                 raise UserError(f"client {cid} is served by two nodes ({clients[cid]['node']} and {node})")
             clients[cid] = {**info, "node": node}
-            expected = int(info["num-clients"])
+            expected = int(steps.scalar(info["num-clients"]))
         asked.update(new)
         if time.monotonic() > deadline:
             missing = sorted(set(range(expected or 0)) - set(clients)) if expected else "all"
@@ -140,54 +140,32 @@ def global_stage(
     weights: Weights,
     params: frozenset[str],
 ) -> tuple[Weights, list[dict[str, Any]], StageStats]:
-    """The rounds of cfg.federated.algorithm, as pftlab.federated.run_rounds runs them in-process.
+    """The rounds of cfg.federated.algorithm through the one round driver, with Flower nodes as the transport.
 
-    Same schedule, same dropout draws, updates in client-id order into the same server_round; a
-    node that fails or stays silent is left out of its round (recorded as missing), the round
-    goes on with the others.
+    Same schedule, same dropout draws, updates in client-id order into the same server_round as
+    in-process; a node that fails or stays silent is left out of its round (recorded as missing),
+    the round goes on with the others.
     """
-    clients = nodes.clients
     algorithm = ALGORITHMS[cfg.federated.algorithm]
-    server_state: dict[str, torch.Tensor] = {}
-    stats, log = StageStats(), []
-    schedule = participation_schedule(len(clients), cfg.federated.clients_per_round, cfg.federated.rounds, cfg.seed)
-    for rnd, chosen in enumerate(schedule):
-        sampled = [int(c) for c in chosen]
-        active = [c for c in sampled if not dropped(cfg.seed, rnd, c, cfg.federated.dropout)]
+
+    def send(rnd: int, active: list[int], weights: Weights, payload: State) -> dict[int, ClientUpdate]:
         content = {
             "pftlab": ConfigRecord({**cfg_record, "round": rnd}),
             "arrays": ArrayRecord.from_torch_state_dict(weights),
-            "payload": ArrayRecord.from_torch_state_dict(algorithm.payload(server_state)),
+            "payload": ArrayRecord.from_torch_state_dict(payload),
         }
-        by_client = nodes.ask("train", active, content, rnd)
-        owners = [c for c in active if c in by_client]
-        updates = [
-            ClientUpdate(
-                by_client[c].content["arrays"].to_torch_state_dict(),
-                int(by_client[c].content["metrics"]["num-examples"]),
-                float(by_client[c].content["metrics"]["loss"]),
-                by_client[c].content["extra"].to_torch_state_dict(),
+        return {
+            c: ClientUpdate(
+                steps.of_type(r.content["arrays"], ArrayRecord).to_torch_state_dict(),
+                int(steps.scalar(r.content["metrics"]["num-examples"])),
+                float(steps.scalar(r.content["metrics"]["loss"])),
+                steps.of_type(r.content["extra"], ArrayRecord).to_torch_state_dict(),
             )
-            for c in owners
-        ]
-        result = server_round(algorithm, weights, updates, server_state, cfg.federated, len(clients), params)
-        weights, server_state = result.weights, result.server_state
-        stats.rounds += 1
-        stats.rounds_skipped += result.skipped
-        stats.updates_rejected += result.accepted.count(False)
-        stats.clients_dropped += len(sampled) - len(active)
-        log.append(
-            {
-                "round": rnd,
-                "sampled": sampled,
-                "dropped": sorted(set(sampled) - set(active)),
-                "missing": sorted(set(active) - set(owners)),
-                "rejected": [c for c, ok in zip(owners, result.accepted, strict=True) if not ok],
-                "skipped": result.skipped,
-                "train_loss": None if result.skipped else result.loss,
-            }
-        )
-    return weights, log, stats
+            for c, r in nodes.ask("train", active, content, rnd).items()
+        }
+
+    weights, stats, log = drive_rounds(algorithm, weights, params, len(nodes.clients), cfg.federated, cfg.seed, send)
+    return weights, [r.as_dict() for r in log], stats
 
 
 def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -235,11 +213,11 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     kept = sorted(set(personal) & set(scored))  # clients whose model and test split both took part
     if len(kept) < 2:
         raise UserError(f"cross-site evaluation needs >= 2 clients; only {kept} answered")
-    sizes = np.array([int(scored[j]["n-test"]) for j in kept])
-    global_row = np.array([int(scored[j][f"hits/{steps.GLOBAL_MODEL}"]) for j in kept])
+    sizes = np.array([int(steps.scalar(scored[j]["n-test"])) for j in kept])
+    global_row = np.array([int(steps.scalar(scored[j][f"hits/{steps.GLOBAL_MODEL}"])) for j in kept])
     correct = {steps.GLOBAL_MODEL: np.tile(global_row, (len(kept), 1))}
     for method in cfg.personalize.methods:
-        correct[method] = np.array([[int(scored[j][f"hits/{method}/{i}"]) for j in kept] for i in kept])
+        correct[method] = np.array([[int(steps.scalar(scored[j][f"hits/{method}/{i}"])) for j in kept] for i in kept])
     searched: dict[str, list[dict[str, Any]]] = {}
     for cid in kept:
         for method, text in dict(personal[cid].content["chosen"]).items():

@@ -9,22 +9,23 @@ Personalization calls the runner's per-client choice; scoring mirrors its evalua
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from pftlab.core.errors import UserError
+from pftlab.core.weights import Weights
 from pftlab.data.dataset import ClientData, Dataset
-from pftlab.errors import UserError
 from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config, from_dict
 from pftlab.experiment.runner import choose
 from pftlab.models import head_module
 from pftlab.personalize import METHODS
-from pftlab.weights import Weights
 
 GLOBAL_MODEL = "global-model"
+T = TypeVar("T")
 
 
 def clone(weights: dict[str, torch.Tensor]) -> Weights:
@@ -33,9 +34,10 @@ def clone(weights: dict[str, torch.Tensor]) -> Weights:
 
 def check_methods(cfg: Config) -> None:
     """Flower personalizes with the post-hoc methods; process-integrated baselines run in-process only."""
-    other = [m for m in cfg.personalize.methods if m not in METHODS]
+    other = [m for m in cfg.personalize.methods if METHODS[m].integrated]
     if other:
-        raise UserError(f"personalize.methods {other} cannot run on Flower yet; allowed there: {', '.join(METHODS)}")
+        allowed = ", ".join(m for m, spec in METHODS.items() if not spec.integrated)
+        raise UserError(f"personalize.methods {other} cannot run on Flower yet; allowed there: {allowed}")
 
 
 def personalize(
@@ -75,3 +77,21 @@ def config_json(cfg: Config) -> str:
 
 def config_from_json(text: str) -> Config:
     return from_dict(json.loads(text))
+
+
+# Reading messages: a record, or a record's field, is typed as the union of all Flower allows; these check it is what
+# the ClientApp and ServerApp put there.
+
+
+def of_type(value: object, kind: type[T]) -> T:
+    """`value` (a message's record), checked to be the `kind` the protocol puts there."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected a {kind.__name__} in the message, got a {type(value).__name__}")
+    return value
+
+
+def scalar(value: object) -> int | float | str:
+    """A record's field that holds one number (or its text), as int() and float() take it."""
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"expected a number in the message, got a {type(value).__name__}")
+    return value

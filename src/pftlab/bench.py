@@ -1,0 +1,346 @@
+"""`pftlab bench`: the fixed workload through pftlab and through the usual loop, in one process.
+
+Workload: Fashion-MNIST with Dirichlet(0.3) label skew over 50 clients (6,000 images), the
+small CNN, a FedAvg global model (trained once, cached, not timed), then FT, LP and LP-FT for
+15 epochs on every client and the full cross-client matrix of each. The reference
+(`benchmarks/reference_loop.py`) does the same work the usual way; both use the same per-epoch
+data order, so their metrics must agree. Memory is measured in child processes (peak RSS),
+with 100 and with 1,000 clients holding the same data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from pftlab.core.errors import UserError
+from pftlab.core.io import atomic_write_text, write_json
+from pftlab.core.seeding import numpy_rng
+from pftlab.core.weights import Weights
+from pftlab.data.benchmarks import build_federation
+from pftlab.data.dataset import FederatedData
+from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
+from pftlab.evaluate.metrics import summarize
+from pftlab.experiment.checkpoint import global_model
+from pftlab.experiment.config import Config, from_dict
+from pftlab.experiment.runner import HEAD_CHUNKS, client_chunks, personalize_all, personalize_chunk, set_threads
+from pftlab.models import build_model, features, head_module
+from pftlab.personalize import recipe
+
+METHODS = ("ft", "lp", "lp-ft")
+WORKLOAD: dict[str, Any] = {
+    "data": {"benchmark": "fmnist-dirichlet", "num_clients": 50, "samples": 6000},
+    "federated": {"rounds": 10},
+    "personalize": {"methods": list(METHODS), "epochs": 15},
+    "runtime": {"progress": False},
+}
+# same total data over 100 or 1,000 clients; a narrower CNN so 1,000 x pool evaluations stay short
+MEMORY: dict[str, Any] = {
+    "data": {"benchmark": "fmnist-dirichlet", "partition": "iid", "samples": 24_000, "test_fraction": 0.1},
+    "model": {"width": 8, "hidden": 32},
+    "federated": {"rounds": 1},
+    "personalize": {"methods": ["ft", "lp"], "epochs": 2},
+    "runtime": {"progress": False},
+}
+
+
+class Quick(TypedDict):
+    """QUICK's parts: the workload and memory configs, and the client counts of the two memory runs."""
+
+    workload: dict[str, Any]
+    memory: dict[str, Any]
+    clients: tuple[int, int]
+
+
+QUICK: Quick = {  # a smoke run of the same code path (tests): sklearn digits, seconds
+    "workload": {
+        "data": {"benchmark": "digits-quick", "num_clients": 6},
+        "federated": {"rounds": 3},
+        "personalize": {"methods": list(METHODS), "epochs": 3},
+        "method": {"lp-ft": {"lp_epochs": 1}},
+        "runtime": {"progress": False},
+    },
+    "memory": {
+        "data": {"benchmark": "digits-quick", "partition": "iid", "min_client_size": 5, "test_fraction": 0.2},
+        "model": {"width": 4, "hidden": 16},
+        "federated": {"rounds": 1},
+        "personalize": {"methods": ["ft", "lp"], "epochs": 1},
+        "runtime": {"progress": False},
+    },
+    "clients": (20, 200),
+}
+TOLERANCE = 0.5  # percentage points: float rounding can flip a handful of test predictions after 15 epochs
+
+
+def reference_module() -> Any:
+    """benchmarks/reference_loop.py: the checkout's (a source checkout or an editable install), else the wheel's copy.
+
+    A built wheel carries it as package data, pftlab/_data/reference_loop.py (pyproject.toml, force-include).
+    """
+    checkout = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_loop.py"
+    path = checkout if checkout.is_file() else Path(str(resources.files("pftlab") / "_data" / "reference_loop.py"))
+    if not path.is_file():
+        raise UserError(f"pftlab bench needs the reference loop: neither {checkout} nor {path} found")
+    spec = importlib.util.spec_from_file_location("reference_loop", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """fn's result and its wall time; memory is measured in child processes (work_child, memory_child)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
+    """fp32 matrix-multiply FLOP/s of this machine at the current thread count (best of runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def ft_flops_per_sample(model: torch.nn.Module, shape: tuple[int, ...], batch: int) -> float:
+    """Forward + backward FLOPs of one training sample, counted by torch's FLOP counter."""
+    x, y = torch.randn(batch, *shape), torch.zeros(batch, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+    model.zero_grad(set_to_none=True)
+    flops: float = counter.get_total_flops() / batch
+    return flops
+
+
+def pftlab_work(model: nn.Module, weights: Weights, fed: FederatedData, cfg: Config) -> dict[str, np.ndarray]:
+    """The workload through pftlab: cached features, batched clients, pooled matrix."""
+    pool = EvalPool.of(fed)
+    model.load_state_dict(weights)
+    feats = pool_features(model, pool)
+    out = {
+        "global-model": np.tile(
+            correct_row_from_features(head_module(model, "head"), pool, feats), (fed.num_clients, 1)
+        )
+    }
+    for method in METHODS:
+        out[method] = personalize_all(model, weights, fed, cfg, method, pool, feats)[0]
+    return out
+
+
+def metrics(correct: dict[str, np.ndarray], sizes: np.ndarray) -> dict[str, dict[str, float]]:
+    return {m: summarize(c, sizes) for m, c in correct.items()}
+
+
+def memory_child(clients: int, quick: bool = False) -> dict[str, float]:
+    """Run in a child process: the memory workload over `clients` clients; its peak RSS in MiB."""
+    set_threads(0)
+    spec = QUICK["memory"] if quick else MEMORY
+    cfg = from_dict({**spec, "data": {**spec["data"], "num_clients": clients}})
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    weights, _, _ = global_model(model, fed, cfg)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pool = EvalPool.of(fed)
+    feats = pool_features(model, pool)
+    for method in cfg.personalize.methods:
+        personalize_all(model, weights, fed, cfg, method, pool, feats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"clients": clients, "peak_mib": peak, "before_personalization_mib": base}
+
+
+def _memory(clients: int, quick: bool) -> dict[str, float]:
+    return _child("memory_child", f"{clients}, {quick}")
+
+
+def _child(function: str, args: str) -> dict[str, Any]:
+    """Run `function(args)` of this module in a fresh Python process; its JSON result."""
+    code = f"import json; from pftlab import bench; print(json.dumps(bench.{function}({args})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench child {function}({args}) failed: {done.stderr.strip().splitlines()[-1:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def work_child(side: str, quick: bool = False) -> dict[str, float]:
+    """In a child process: one side's workload; peak RSS above what data and model already took (MiB)."""
+    set_threads(0)
+    cfg = from_dict(QUICK["workload"] if quick else WORKLOAD)
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    weights, _, _ = global_model(model, fed, cfg)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if side == "pftlab":
+        pftlab_work(model, weights, fed, cfg)
+    else:
+        order = lambda client, epoch, n: numpy_rng(cfg.seed, "personalize", client, epoch).permutation(n)  # noqa: E731
+        params = {m: cfg.method_params(m).model_dump() for m in METHODS}
+        reference_module().run(model, fed, params, cfg.personalize, order)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_mib": round(peak - before, 1), "before_mib": round(before, 1)}  # peak_mib: added by the work
+
+
+def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:
+    """Every figure of bench.json; prints progress lines through `say`. `quick`: a seconds-long smoke run."""
+    reference = reference_module()
+    threads = set_threads(0)
+    workload = QUICK["workload"] if quick else WORKLOAD
+    small, large = QUICK["clients"] if quick else (100, 1000)
+    cfg = from_dict(workload)
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    say(f"global model: FedAvg, {cfg.federated.rounds} rounds over {fed.num_clients} clients (cached, not timed)")
+    weights, _, _ = global_model(model, fed, cfg)
+    sizes = np.array([len(c.test) for c in fed.clients])
+    train_x = torch.from_numpy(np.concatenate([c.train.x for c in fed.clients]))
+    rows: list[dict[str, Any]] = []
+
+    say("pftlab: FT, LP, LP-FT on every client + cross-client matrices")
+    ours, t_ours = timed(lambda: pftlab_work(model, weights, fed, cfg))
+    say(f"  {t_ours:.1f} s")
+    say("reference loop: the same work, one model object and DataLoader per client")
+    model.load_state_dict(weights)
+    params = {m: cfg.method_params(m).model_dump() for m in METHODS}
+    order = lambda client, epoch, n: numpy_rng(cfg.seed, "personalize", client, epoch).permutation(n)  # noqa: E731
+    ref, t_ref = timed(lambda: reference.run(model, fed, params, cfg.personalize, order))
+    say(f"  {t_ref:.1f} s")
+    rows.append(
+        {
+            "work": f"FT + LP + LP-FT, {fed.num_clients} clients, full matrices",
+            "pftlab_s": t_ours,
+            "reference_s": t_ref,
+            "pftlab_peak_mib": None,  # filled from child processes below
+            "reference_peak_mib": None,
+        }
+    )
+    ours_m, ref_m = metrics(ours, sizes), metrics(ref, sizes)
+    diff = max(abs(ours_m[m][k] - ref_m[m][k]) for m in ours_m for k in ours_m[m])
+
+    say("LP against one forward pass over the training data")
+    model.load_state_dict(weights)
+    _train_only(model, weights, fed, cfg, "lp")  # warm: the first vmap call pays a one-time set-up
+    features(model, "head", train_x)
+    _, t_forward = timed(lambda: features(model, "head", train_x))
+    lp_costs = {}
+    for epochs in (cfg.personalize.epochs, 4 * cfg.personalize.epochs):
+        budget = cfg.model_copy(update={"personalize": cfg.personalize.model_copy(update={"epochs": epochs})})
+        _, t_lp = timed(partial(_train_only, model, weights, fed, budget, "lp"))
+        lp_costs[epochs] = t_lp / t_forward
+    say("FT training alone, for its FLOP rate")
+    _, t_ft = timed(lambda: _train_only(model, weights, fed, cfg, "ft"))
+    n_train = sum(len(c.train) for c in fed.clients)
+    ft_flops = ft_flops_per_sample(build_model(cfg.model, fed.input_shape, fed.num_classes, 0), fed.input_shape, 32)
+    achieved = ft_flops * n_train * cfg.personalize.epochs / t_ft
+    peak = matmul_peak()
+    rows.append(
+        {
+            "work": f"LP ({cfg.personalize.epochs} epochs) vs one forward pass",
+            "pftlab_s": lp_costs[cfg.personalize.epochs] * t_forward,
+            "reference_s": None,
+            "pftlab_peak_mib": None,
+            "reference_peak_mib": None,
+        }
+    )
+
+    say("peak memory of each side's work, each in its own child process")
+    for side in ("pftlab", "reference"):
+        got = _child("work_child", f"{side!r}, {quick}")
+        rows[0][f"{side}_peak_mib"], rows[0][f"{side}_added_mib"] = got["before_mib"] + got["peak_mib"], got["peak_mib"]
+    say(f"memory: {small} and {large} clients holding the same data (child processes)")
+    mem100, mem1000 = _memory(small, quick), _memory(large, quick)
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": threads,
+            "cpus": len(os.sched_getaffinity(0)),
+        },
+        "workload": workload,
+        "quick": quick,
+        "seconds": {
+            "pftlab": round(t_ours, 3),
+            "reference": round(t_ref, 3),
+            "forward": round(t_forward, 4),
+            "ft_training": round(t_ft, 3),
+        },
+        "speedup_end_to_end": round(t_ref / t_ours, 3),
+        "lp_cost_vs_forward": round(lp_costs[cfg.personalize.epochs], 3),
+        "lp_cost_vs_forward_4x_epochs": round(lp_costs[4 * cfg.personalize.epochs], 3),
+        "memory_ratio_1000_vs_100": round(mem1000["peak_mib"] / mem100["peak_mib"], 3),
+        "memory": {"small": mem100, "large": mem1000},
+        "ft_flops_fraction_of_peak": round(achieved / peak, 3),
+        "ft_gflops": round(achieved / 1e9, 2),
+        "matmul_peak_gflops": round(peak / 1e9, 2),
+        "metrics_max_abs_diff": round(diff, 4),
+        "metrics_tolerance": TOLERANCE,
+        "metrics": {"pftlab": ours_m, "reference": ref_m},
+        "rows": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", result)
+    atomic_write_text(out / "bench.md", bench_markdown(result))
+    return result
+
+
+def _train_only(model: nn.Module, weights: Weights, fed: FederatedData, cfg: Config, method: str) -> None:
+    """Personalization without evaluation, every client, through the engine the runner uses."""
+    params = cfg.method_params(method)
+    head_only = recipe(method).backbone_frozen(params, cfg.personalize)
+    for ids in client_chunks(fed, cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)):
+        personalize_chunk(model, weights, method, params, cfg, [fed.clients[i] for i in ids], "head")
+
+
+def bench_markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['threads']} torch threads, torch {m['torch']}",
+        "",
+        "| work | pftlab | reference | ratio | peak RSS, pftlab / reference (added by the work) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        ref = f"{row['reference_s']:.1f} s" if row["reference_s"] is not None else "-"
+        ratio = f"{row['reference_s'] / row['pftlab_s']:.2f}x" if row["reference_s"] is not None else "-"
+        mem = (
+            f"{row['pftlab_peak_mib']:.0f} / {row['reference_peak_mib']:.0f} MiB "
+            f"(+{row['pftlab_added_mib']:.0f} / +{row['reference_added_mib']:.0f})"
+            if row["pftlab_peak_mib"] is not None
+            else "-"
+        )
+        lines.append(f"| {row['work']} | {row['pftlab_s']:.2f} s | {ref} | {ratio} | {mem} |")
+    lines += [
+        "",
+        f"- speedup_end_to_end: **{r['speedup_end_to_end']}x** (target >= 5)",
+        f"- lp_cost_vs_forward: **{r['lp_cost_vs_forward']}** at {r['workload']['personalize']['epochs']} epochs, "
+        f"{r['lp_cost_vs_forward_4x_epochs']} at 4x as many (target <= 1.3; both warm)",
+        f"- memory_ratio_1000_vs_100: **{r['memory_ratio_1000_vs_100']}** "
+        f"({r['memory']['large']['peak_mib']:.0f} MiB with {r['memory']['large']['clients']} clients / "
+        f"{r['memory']['small']['peak_mib']:.0f} MiB with {r['memory']['small']['clients']}, peak RSS; target <= 1.5)",
+        f"- ft_flops_fraction_of_peak: **{r['ft_flops_fraction_of_peak']}** ({r['ft_gflops']} GFLOP/s of FT training "
+        f"against {r['matmul_peak_gflops']} GFLOP/s fp32 matmul)",
+        f"- metrics_max_abs_diff: **{r['metrics_max_abs_diff']}** points between pftlab and the reference "
+        f"(tolerance {r['metrics_tolerance']})",
+    ]
+    return "\n".join(lines) + "\n"
