@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return flower_main(argv[1:])
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except UserError as err:
         print(f"pftlab: error: {one_line(str(err))}", file=sys.stderr)
         return 2

@@ -50,7 +50,7 @@ def test_defaults_fill_every_method_table() -> None:
         ({"method": {"ft": {"lr": 0}}}, "method.ft.lr: Input should be greater than 0"),
         ({"method": {"ft": {"learning_rate": 0.1}}}, "unknown key 'method.ft.learning_rate'; allowed here: lr"),
         ({"method": {"lp-ft": {"lp_epochs": 20}}}, "lp_epochs=20 exceeds the budget personalize.epochs=15"),
-        ({"model": {"name": "resnet"}}, "model.name: Input should be 'auto', 'cnn' or 'mlp'"),
+        ({"model": {"name": "resnet"}}, "model.name: unknown model 'resnet'; allowed: auto, cnn, mlp"),
     ],
 )
 def test_bad_config_gives_one_line_naming_the_key(raw: dict, expected: str) -> None:

@@ -20,7 +20,7 @@ pytest.importorskip("flwr", reason="Flower is not installed: pip install 'pftlab
 
 import torch
 from safetensors.torch import load_file
-from tests.integrations.flower_cluster import QUICKSTART, TINY, deployment, descendants
+from tests.integrations.flower_cluster import GUARD, QUICKSTART, TINY, deployment, descendants
 
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
@@ -105,7 +105,14 @@ def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: p
     cfg = load_config(QUICKSTART, TINY)
     expected = run_experiment(cfg, tmp_path / "in-process")
 
-    run_config = {"config-json": config_json(cfg), "run-dir": str(tmp_path / "flower"), "round-timeout": 0.0}
+    # no time limit decides anything: rounds wait for every reply (0: no round-timeout), and the nodes' discovery
+    # (the query round, one Ray actor answering the nodes in turn) has GUARD as a last resort, not the default 120 s
+    run_config = {
+        "config-json": config_json(cfg),
+        "run-dir": str(tmp_path / "flower"),
+        "round-timeout": 0.0,
+        "nodes-timeout": GUARD,
+    }
     server, ray_processes = ServerApp(), []
 
     @server.main()

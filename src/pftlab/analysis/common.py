@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pftlab.core.io import write_csv, write_png  # noqa: F401 - write_csv: pftlab.study.report imports it from here
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.matrix import EvalPool, correct_row
@@ -43,14 +42,9 @@ def local_and_global(model: nn.Module, pool: EvalPool, client: int) -> tuple[flo
     return local, 100.0 * (hits.sum() - hits[client]) / (sizes.sum() - sizes[client])
 
 
-def save_png(fig, path: Path) -> None:
-    """Kept for pftlab.study.report, which imports it from here: pftlab.core.io.write_png with the figure first."""
-    write_png(path, fig)
-
-
-def mean_rows(rows: list[dict], keys: tuple[str, ...], by: tuple[str, ...]) -> list[dict]:
+def mean_rows(rows: list[dict[str, Any]], keys: tuple[str, ...], by: tuple[str, ...]) -> list[dict[str, Any]]:
     """Average `keys` over rows that share the values of `by` (clients averaged out), keeping first-seen order."""
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r[b] for b in by), []).append(r)
     return [

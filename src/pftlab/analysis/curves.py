@@ -7,6 +7,7 @@ whatever the learning rate, sparsity or proximal strength; LP-FT is the referenc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.progress import Progress
 
@@ -15,15 +16,15 @@ from pftlab.core.io import write_csv, write_png
 from pftlab.personalize import recipe
 from pftlab.training.loop import train
 
-VARIANTS: dict[str, list[tuple[str, str, dict]]] = {
+VARIANTS: dict[str, list[tuple[str, str, dict[str, float]]]] = {
     "FT (learning rate)": [(f"lr={lr}", "ft", {"lr": lr}) for lr in (0.003, 0.01, 0.03)],
     "Sparse FT (sparsity)": [(f"rate={r}", "sparse-ft", {"sparsity": r}) for r in (0.5, 0.9, 0.99)],
     "Proximal FT (mu)": [(f"mu={mu}", "proximal-ft", {"mu": mu}) for mu in (0.01, 0.1, 1.0)],
 }
-REFERENCE = ("LP-FT", "lp-ft", {})
+REFERENCE: tuple[str, str, dict[str, float]] = ("LP-FT", "lp-ft", {})
 
 
-def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None = None) -> list[dict]:
+def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Per variant and epoch, client-averaged local and global accuracy; writes curves.csv and curves.png."""
     chosen = s.fed.clients[: clients or None]
     jobs = [(family, *v) for family, vs in VARIANTS.items() for v in vs] + [("reference", *REFERENCE)]
@@ -36,7 +37,9 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
         for client in chosen:
             s.model.load_state_dict(s.weights)
 
-            def record(epoch: int, loss: float, cid: int = client.client_id, tag: tuple = (family, label)) -> None:
+            def record(
+                epoch: int, loss: float, cid: int = client.client_id, tag: tuple[str, str] = (family, label)
+            ) -> None:
                 local, global_ = local_and_global(s.model, s.pool, cid)
                 rows.append(
                     {
@@ -61,7 +64,7 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
                 client.client_id,
                 on_epoch=record,
             )
-            if progress:
+            if progress and task is not None:
                 progress.update(task, advance=1)
     curves = mean_rows(rows, ("local", "global"), ("family", "variant", "epoch"))
     write_csv(out / "curves.csv", curves)
@@ -69,7 +72,7 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
     return curves
 
 
-def plot_curves(curves: list[dict], path: Path) -> None:
+def plot_curves(curves: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -12,7 +13,7 @@ from pftlab.core.errors import UserError
 from pftlab.core.io import write_csv, write_png
 
 
-def read_clients(run_dir: Path) -> list[dict]:
+def read_clients(run_dir: Path) -> list[dict[str, Any]]:
     """The (method, client, distortion, global drop) points of RUN_DIR/clients.csv; a bad file is a UserError."""
     path = run_dir / "clients.csv"
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from rich.progress import Progress
 
@@ -20,7 +21,7 @@ from pftlab.training.loop import train
 
 def run_flooding(
     s: Setup, out: Path, levels: list[float], clients: int = 0, progress: Progress | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     chosen = s.fed.clients[: clients or None]
     task = progress.add_task("flooding control", total=2 * len(levels) * len(chosen)) if progress else None
     rows = []
@@ -36,7 +37,7 @@ def run_flooding(
                 )
                 local, global_ = local_and_global(s.model, s.pool, client.client_id)
                 rows.append({"method": method, "level": level, "train_loss": loss, "local": local, "global": global_})
-                if progress:
+                if progress and task is not None:
                     progress.update(task, advance=1)
     table = mean_rows(rows, ("train_loss", "local", "global"), ("method", "level"))
     write_csv(out / "flooding.csv", table)

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -66,12 +66,14 @@ def csv_text(
     written as Python's repr (the shortest text that reads back as the same float), or with
     `float_format` (e.g. ".17g") when one is given.
     """
+    columns: list[str] | None
     if rows and isinstance(rows[0], Mapping):
-        columns = list(header if header is not None else rows[0])
-        table = [_dict_row(row, columns) for row in rows]
+        named = list(header if header is not None else rows[0])
+        table = [_dict_row(cast(Mapping[str, Any], row), named) for row in rows]
+        columns = named
     elif header is not None or rows:
         columns = None if header is None else list(header)
-        table = [list(row) for row in rows]
+        table = [list(cast(Sequence[Any], row)) for row in rows]
     else:
         raise ValueError("a CSV needs rows or a header; got neither")
     buf = io.StringIO()
@@ -181,7 +183,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """An .npz (no pickles) written atomically, with a manifest of every array's name and sha256."""
     manifest = np.array([f"{k}:{array_sha256(v)}" for k, v in sorted(arrays.items())])
     buf = io.BytesIO()
-    np.savez(buf, **arrays, **{ARRAYS_MANIFEST: manifest})
+    np.savez(buf, **{**arrays, ARRAYS_MANIFEST: manifest})  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 Weights = dict[str, torch.Tensor]
@@ -10,10 +12,10 @@ Weights = dict[str, torch.Tensor]
 def weighted_average(states: list[Weights], weights: list[float]) -> Weights:
     """Weight-wise mean; integer buffers (e.g. BatchNorm's step counter) are taken from the first state."""
     total = float(sum(weights))
-    out = {}
+    out: Weights = {}
     for key, first in states[0].items():
         if first.is_floating_point():
-            out[key] = sum(w / total * s[key] for s, w in zip(states, weights, strict=True))
+            out[key] = cast(torch.Tensor, sum(w / total * s[key] for s, w in zip(states, weights, strict=True)))
         else:
             out[key] = first.clone()
     return out

@@ -47,6 +47,7 @@ def matrices(correct: dict[str, np.ndarray], sizes: np.ndarray, fed: FederatedDa
             ax.set_yticks(range(len(labels)), labels if k == 0 else [], fontsize=6)
         if k == 0:
             ax.set_ylabel("model of client i", fontsize=8)
+    assert im is not None  # correct holds at least the global model
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy %")
     write_png(path, fig)
 

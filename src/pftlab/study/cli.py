@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pftlab.core.args import check_out_dir
+from pftlab.core.args import Parser, check_out_dir
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_study_parser(sub: argparse._SubParsersAction) -> None:
+def add_study_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     text = "every benchmark x every method x seeds, resumable: Table 2 (table.md, table.csv), figures, report.md"
     p = sub.add_parser("study", help=text, description=text)
     p.add_argument("--out", required=True, metavar="DIR", help="study directory (runs/, cache/, tables, report)")

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pftlab.analysis.common import save_png
-from pftlab.core.io import atomic_write_text, write_csv
+from pftlab.core.io import atomic_write_text, write_csv, write_png
 from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.personalize import METHODS
@@ -174,7 +173,7 @@ def scatter(agg: Agg, title: str, path: Path) -> None:
     ax.set_ylabel("global accuracy (%): other clients' test sets")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    save_png(fig, path)
+    write_png(path, fig)
 
 
 def _yes(flag: bool) -> str:

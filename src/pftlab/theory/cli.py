@@ -7,7 +7,7 @@ raise pftlab.core.errors.UserError with a one-line message.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ def _runs(grid: Sequence[float], mask: Sequence[bool]) -> list[tuple[float, floa
     return out
 
 
-def _who_wins(lams: Sequence[float], winners: dict[float, object]) -> str:
+def _who_wins(lams: Sequence[float], winners: Mapping[float, object]) -> str:
     """'LP-FT better at lambda ...; FT better at ...' plus ties and double divergences when there are any."""
     text = [
         f"LP-FT better at lambda {_intervals(_runs(lams, [winners[x] == 'lp-ft' for x in lams]))}",

@@ -10,7 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.image import AxesImage
 
 from pftlab.core.io import write_png
 from pftlab.theory.sweep import Threshold
@@ -28,8 +30,8 @@ def _symmetric(values: np.ndarray, cap: float | None = None) -> float:
 
 
 def _gap_image(
-    ax: plt.Axes, grid: np.ndarray, xs: Sequence[float], ys: Sequence[int], label: str, cap: float | None = None
-) -> plt.cm.ScalarMappable:
+    ax: Axes, grid: np.ndarray, xs: Sequence[float], ys: Sequence[int], label: str, cap: float | None = None
+) -> AxesImage:
     """grid[y, x]; values beyond the scale saturate, +-inf cells also get a marker, nan cells are grey."""
     vmax = _symmetric(grid, cap)
     shown = np.clip(np.where(np.isfinite(grid), grid, np.sign(np.nan_to_num(grid, nan=0.0)) * vmax), -vmax, vmax)

@@ -122,10 +122,11 @@ def discover(grid: Grid, cfg_record: ConfigRecord, wait: float, timeout: float |
             clients[cid] = {**info, "node": node}
             expected = int(steps.scalar(info["num-clients"]))
         asked.update(new)
-        if time.monotonic() > deadline:
+        complete = expected is not None and len(clients) >= expected
+        if not complete and time.monotonic() > deadline:  # a query round that completed the set is never late
             missing = sorted(set(range(expected or 0)) - set(clients)) if expected else "all"
             raise UserError(f"only {len(clients)} nodes joined within {wait:.0f} s; missing clients: {missing}")
-        if expected is None or len(clients) < expected:
+        if not complete:
             time.sleep(0.5)
     hashes = {c["partition-hash"] for c in clients.values()}
     if len(hashes) != 1:
