@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import QUICKSTART, TINY
 
 import pftlab
-from tests.conftest import QUICKSTART, TINY
 
 
 @pytest.fixture(scope="module")
