@@ -18,7 +18,9 @@ from pftlab.personalize.recipe import Method, Plan, Run, single
 from pftlab.personalize.spec import MethodSpec
 from pftlab.training.phase import Phase
 
-METHODS: Registry[Method | Baseline] = Registry("method", "pftlab.methods", (Method, Baseline))
+# Every caller sees the MethodSpec protocol (name, summary, Params, integrated, check); the pipeline
+# runs the two kinds it knows, so a registered method must be one of them.
+METHODS: Registry[MethodSpec] = Registry("method", "pftlab.methods", (Method, Baseline))
 for _m in (ft, lp, lpft, proximal, sparse, soup, lss, wise, surgical, lpft_kumar, flood):
     METHODS.register(_m.METHOD)
 for _b in BUILTIN_BASELINES:
@@ -37,7 +39,8 @@ def register_method(
     method: Method | Baseline, *, origin: str | None = None, replace: bool = False
 ) -> Method | Baseline:
     """Make `method` available by name to configs, the CLI and the study (from a plugin's code)."""
-    return METHODS.register(method, origin or caller_package(), replace=replace)
+    METHODS.register(method, origin or caller_package(), replace=replace)
+    return method
 
 
 __all__ = [
