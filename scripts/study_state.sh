@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Carry an unfinished study across machines: what its unfinished cells have computed so far (each
-# cell's .partial/: finished chunks of clients and finished baselines) and the global checkpoints
+# cell's .results/: sealed chunks of clients and finished baselines; a cell is unfinished while it
+# has no manifest.json) and the global checkpoints
 # they may start from (DIR/cache/global less those of finished cells), in one small tar.xz to
 # commit. A session's machine, with runs/ on it, is not kept; a cell of mnist-writers takes longer
 # than one session.
@@ -14,19 +15,21 @@ case ${1:-} in
 save)
   src=${2:?$usage} file=${3:?$usage}
   [[ -d $src/runs ]] || { echo "study_state: $src/runs not found: STUDY_DIR is the --out of pftlab study" >&2; exit 2; }
-  parts=$(cd "$src" && find runs -mindepth 3 -maxdepth 3 -name .partial -type d | sort)
-  [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.partial) in $src" >&2; exit 2; }
-  # Every global checkpoint but those of finished cells (a run.json and no .partial): those cells
-  # are published and never resumed, and each checkpoint is 1.6 MB in git's history per save.
+  parts=$(cd "$src" && for d in runs/*/seed*/.results; do
+    [[ -d $d && ! -f $(dirname "$d")/manifest.json ]] && echo "$d"
+  done | sort || true)
+  [[ -n $parts ]] || { echo "study_state: no unfinished cell (runs/*/seed*/.results, no manifest.json) in $src" >&2; exit 2; }
+  # Every global checkpoint but those of finished cells (a manifest.json): those cells are
+  # published and never resumed, and each checkpoint is 1.6 MB in git's history per save.
   skip=()
   for r in "$src"/runs/*/seed*/run.json; do
-    [[ -f $r && ! -d $(dirname "$r")/.partial ]] || continue
+    [[ -f $r && -f $(dirname "$r")/manifest.json ]] || continue
     ckpt=$(sed -n 's/.*"global_checkpoint": *"\([^"]*\)".*/\1/p' "$r")
     [[ -z $ckpt ]] || skip+=(--exclude="cache/global/${ckpt##*/}")
   done
   global=$([[ -d $src/cache/global ]] && echo cache/global || true)
   mkdir -p "$(dirname "$file")"
-  # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.partial)
+  # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.results)
   tar -C "$src" --exclude='*.tmp' "${skip[@]}" -cJf "$file.tmp" $parts $global
   mv "$file.tmp" "$file"
   n=$(tar -tJf "$file" | grep -c '^cache/global/.*\.safetensors$' || true)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pftlab.core.sealed import write_sealed
 from pftlab.experiment import runner
 from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment
@@ -81,7 +82,7 @@ def test_sigkill_at_several_moments_then_restart_gives_identical_results(
     cache = tmp_path / "fresh-cache"
 
     def chunks(out: Path, n: int):
-        return lambda: len(list((out / ".partial").rglob("*.json"))) >= n
+        return lambda: len(list((out / ".results").rglob("chunk-*.json"))) >= n
 
     def global_stage_started(out: Path):
         # the run makes its directory once the data and the model are built, just before the global stage
@@ -104,12 +105,12 @@ def test_sigkill_at_several_moments_then_restart_gives_identical_results(
         assert not (out / "summary.json").exists(), f"killed {name}: the run must not look finished"
         if k == 0:  # the kill landed in the global stage: it had not saved its checkpoint
             assert not global_checkpoints(), "killed too late: the global stage had finished"
-            assert not (out / ".partial").exists()
+            assert not (out / ".results").exists()
         done = subprocess.run(_cmd(quickstart, out), env=_env(), check=True, capture_output=True, text=True)
         reused += "reused" in done.stdout + done.stderr
         assert (out / "summary.json").read_bytes() == want, f"killed {name}"
         assert (out / "clients.csv").read_bytes() == clients_csv
-        assert not (out / ".partial").exists()
+        assert (out / "manifest.json").is_file()  # written last: the folder is a finished, verifiable run
         assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
         assert len(global_checkpoints()) == 1, "the restart after the early kill trained and saved the global model"
     assert reused >= 3, "restarts after finished chunks must say what they reused"
@@ -124,13 +125,15 @@ def test_a_sweep_killed_in_its_second_seed_resumes_to_the_same_aggregate(quickst
     out = tmp_path / "killed"
     _kill_when(
         _cmd(quickstart, out, *seeds),
-        lambda: (out / "seed0" / "summary.json").exists() and any((out / "seed1" / ".partial").rglob("*.json")),
+        lambda: (out / "seed0" / "summary.json").exists() and any((out / "seed1" / ".results").rglob("chunk-*.json")),
         tmp_path / "killed.log",
     )
     assert (out / "seed0" / "summary.json").exists() and not (out / "aggregate.json").exists()
     done = subprocess.run(_cmd(quickstart, out, *seeds), env=_env(), check=True, capture_output=True, text=True)
     said = done.stdout + done.stderr
-    assert "reused the finished run" in said and re.search(r"reused \d+ chunk", said)  # seed 0 whole, 1 in part
+    assert "reused the finished run" in said and re.search(
+        r"reused \d+ verified chunk", said
+    )  # seed 0 whole, 1 in part
     for name in ("aggregate.json", "aggregate.md", "seed0/summary.json", "seed1/summary.json"):
         assert (out / name).read_bytes() == (whole / name).read_bytes(), name
 
@@ -160,13 +163,13 @@ def test_partial_chunks_are_reused_and_give_the_same_result(quickstart: Path, tm
     monkeypatch.setattr(runner, "_run_chunk", crash_on_fourth)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "cut")
-    assert len(list((tmp_path / "cut" / ".partial").rglob("*.json"))) == 3
+    assert len(list((tmp_path / "cut" / ".results").rglob("chunk-*.json"))) == 3
     calls.clear()
     monkeypatch.setattr(runner, "_run_chunk", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
     assert run_experiment(cfg, tmp_path / "cut") == want
     assert len(calls) == 7 - 3  # FT 3 chunks, LP 1 (head-only: one chunk), LP-FT 3; only unfinished ones ran
     info = json.loads((tmp_path / "cut" / "run.json").read_text())
-    assert info["resumed"]["reused_results"] == {"ft": 3} and info["resumed"]["seconds_unknown"] == []
+    assert info["resumed"]["reused_results"] == {"global": 1, "ft": 3} and info["resumed"]["seconds_unknown"] == []
     assert info["allocator"].startswith(("glibc malloc", "default"))  # recorded, whatever the platform
     # FT's time counts the three chunks computed before the interruption, not just this run's
     assert info["seconds"]["ft"] > info["resumed"]["seconds_this_run"]["ft"] + 0.01
@@ -192,17 +195,18 @@ def test_a_finished_baseline_is_reused_after_an_interruption(
     monkeypatch.setattr(pftlab.experiment.runner, "train_baseline", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "cut")
-    [saved] = (tmp_path / "cut" / ".partial").rglob("fed*.json")
-    assert saved.name == "fedper.json"
-    done = json.loads(saved.read_text())
-    assert done["seconds"] > 0
-    del done["seconds"]  # as saved by a version that did not record the time
-    saved.write_text(json.dumps(done))
+    [saved] = (tmp_path / "cut" / ".results").glob("fed*/result.json")
+    assert saved.parent.name.startswith("fedper-")
+    record = json.loads(saved.read_text())
+    assert record["payload"]["seconds"] > 0
+    del record["payload"]["seconds"]  # as saved by a version that did not record the time
+    write_sealed(saved, record["key"], record["payload"])
     calls.clear()
     assert run_experiment(cfg, tmp_path / "cut") == want
     assert calls == ["fedrep"]  # FedPer's saved result was reused, only FedRep trained again
     info = json.loads((tmp_path / "cut" / "run.json").read_text())
-    assert info["resumed"]["reused_results"] == {"lp": 1, "fedper": 1}  # LP's one chunk was done too
+    # LP's one chunk was done too, and the global model was trained by the first run (its seconds count)
+    assert info["resumed"]["reused_results"] == {"global": 1, "lp": 1, "fedper": 1}
     assert info["resumed"]["seconds_unknown"] == ["fedper"]
     assert run_time(tmp_path / "cut") is None and run_time(tmp_path / "whole") > 0  # the study leaves it out
 

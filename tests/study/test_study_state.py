@@ -18,22 +18,24 @@ def state(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 def make_study(root: Path) -> None:
-    """Seed 0 finished (run.json names checkpoint a), seed 1 unfinished (.partial, checkpoint b),
-    seed 2 rerun with more methods (an old run.json naming c, and a .partial): a and only a may go."""
+    """Seed 0 finished (manifest.json; run.json names checkpoint a; its .results kept), seed 1
+    unfinished (.results, checkpoint b), seed 2 rerun with more methods (an old run.json naming c,
+    a .results, no manifest): a and only a may go."""
     ckpts = root / "cache" / "global"
     ckpts.mkdir(parents=True)
     for name in "abc":
         (ckpts / f"{name}.safetensors").write_bytes(name.encode() * 100)
-    for seed, ckpt, partial in ((0, "a", False), (1, None, True), (2, "c", True)):
+    for seed, ckpt, finished in ((0, "a", True), (1, None, False), (2, "c", False)):
         cell = root / "runs" / "bench" / f"seed{seed}"
         cell.mkdir(parents=True)
         if ckpt:
             run = {"global_checkpoint": f"runs/study/cache/global/{ckpt}.safetensors", "seconds": {}}
             (cell / "run.json").write_text(json.dumps(run, indent=1))
-        if partial:
-            (cell / ".partial" / "h").mkdir(parents=True)
-            (cell / ".partial" / "h" / "ft-0.json").write_text(json.dumps({"seed": seed}))
-            (cell / ".partial" / "h" / "ft-1.json.tmp").write_text("half-written")
+        if finished:
+            (cell / "manifest.json").write_text("{}")
+        (cell / ".results" / "ft-h").mkdir(parents=True)
+        (cell / ".results" / "ft-h" / "chunk-0.json").write_text(json.dumps({"seed": seed}))
+        (cell / ".results" / "ft-h" / "chunk-1.json.tmp").write_text("half-written")
 
 
 def test_save_keeps_unfinished_cells_and_their_checkpoints_and_load_restores_them(tmp_path: Path) -> None:
@@ -46,8 +48,8 @@ def test_save_keeps_unfinished_cells_and_their_checkpoints_and_load_restores_the
     assert files == [
         "cache/global/b.safetensors",
         "cache/global/c.safetensors",
-        "runs/bench/seed1/.partial/h/ft-0.json",
-        "runs/bench/seed2/.partial/h/ft-0.json",
+        "runs/bench/seed1/.results/ft-h/chunk-0.json",
+        "runs/bench/seed2/.results/ft-h/chunk-0.json",
     ]
     loaded = state("load", tmp_path / "out" / "u.tar.xz", tmp_path / "resumed")
     assert loaded.returncode == 0, loaded.stderr

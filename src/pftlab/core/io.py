@@ -26,8 +26,17 @@ if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, never b
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    """Write to a temporary file beside `path`, fsync, then rename over it.
+
+    A file that already holds exactly `data` is left untouched (same bytes, same mtime): a rerun
+    that adds one method to a run does not rewrite the other methods' files.
+    """
     path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass  # unreadable: write it anew
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -138,12 +147,31 @@ def weights_sha256(tensors: Weights, metadata: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def _canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its header in one canonical form: equal content, equal bytes.
+
+    safetensors' writer emits the header's `__metadata__` map in the order of a Rust hash map, which
+    changes with every call, so equal weights and metadata gave different bytes. The header JSON is
+    rewritten with sorted keys and no spaces, padded with spaces to a multiple of 8 bytes (as the
+    format asks, so the data section stays aligned); the data section, and every tensor's offsets
+    into it, are kept as they are.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
 def save_weights(path: Path, weights: Weights, metadata: dict[str, str] | None = None) -> None:
-    """Safetensors, written atomically, with a content checksum in its metadata (verified by load_weights)."""
+    """Safetensors, written atomically, with a content checksum in its metadata (verified by load_weights).
+
+    The bytes depend only on the tensors and the metadata (see `_canonical_safetensors`).
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     meta = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
     meta[CHECKSUM_KEY] = weights_sha256(tensors, meta)
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    atomic_write_bytes(path, _canonical_safetensors(save(tensors, metadata=meta)))
 
 
 def load_weights(path: Path, require_checksum: bool = True) -> Weights:

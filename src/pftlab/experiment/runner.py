@@ -12,7 +12,6 @@ import os
 import platform
 import shutil
 import time
-import tomllib
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,20 +21,23 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from safetensors import safe_open
 from torch import nn
 
 from pftlab import __version__
 from pftlab.core.allocator import keep_freed_memory
-from pftlab.core.io import config_hash, write_json
+from pftlab.core.io import config_hash, load_weights, save_weights
+from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manifest, write_sealed
 from pftlab.core.weights import Weights, all_finite
 from pftlab.data.benchmarks import build_federation
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
-from pftlab.experiment.checkpoint import global_model, stage_stats
-from pftlab.experiment.config import Config, dumps_toml
+from pftlab.experiment.checkpoint import checkpoint_key, global_model, stage_seconds, stage_stats
+from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.models import build_model, head_module
+from pftlab.models.identity import compute_identity, model_identity
 from pftlab.personalize import METHODS, Baseline, personalize_batch, personalize_client, recipe, supports
 from pftlab.personalize.baselines import train_baseline
 
@@ -135,6 +137,7 @@ def personalize_all(
     advance: Callable[[int], None] = lambda n: None,
     head: str = "head",
     store: Path | None = None,
+    key: str = "",
 ) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
     """correct[i, j] for one method, each client's search choice, distortion, failed clients, and the
     seconds each reused chunk took when it was computed (NaN when its run did not record them).
@@ -142,7 +145,9 @@ def personalize_all(
     Clients run a chunk at a time (batched where the engine covers the recipe). Every client is
     personalized from the global weights with each grid point; the point with the best accuracy
     on the client's own validation split is kept (the first on ties); test data plays no part in
-    the choice. A finished chunk is saved under `store`, so an interrupted run resumes there.
+    the choice. A finished chunk is sealed under `store` with the method's `key` (see
+    `method_key`), so an interrupted run resumes there and a rerun with more methods reuses it;
+    a chunk that does not verify is recomputed.
     """
     candidates = cfg.search_grid(method)
     n = fed.num_clients
@@ -155,14 +160,14 @@ def personalize_all(
     head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
     chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
     for index, ids in enumerate(client_chunks(fed, chunk)):
-        path = store / f"{method}-{index}.json" if store else None
-        done = _load_chunk(path, ids)
+        path = store / f"chunk-{index}.json" if store else None
+        done = _load_chunk(path, key, ids)
         if done is None:
             t0 = time.perf_counter()
             done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, pool, global_features, head)
             done["seconds"] = time.perf_counter() - t0
             if path is not None:
-                write_json(path, done)
+                write_sealed(path, key, done)
         else:
             reused.append(float(done.get("seconds", math.nan)))
         failed += _fill(rows, dist, done)
@@ -238,14 +243,12 @@ def _fill(rows: np.ndarray, dist: dict[str, np.ndarray], done: dict[str, Any]) -
     return failed
 
 
-def _load_chunk(path: Path | None, ids: list[int]) -> dict[str, Any] | None:
-    """A saved chunk, or None when absent, unreadable or not this chunk (then it is recomputed)."""
-    if path is None or not path.is_file():
+def _load_chunk(path: Path | None, key: str, ids: list[int]) -> dict[str, Any] | None:
+    """A saved chunk, or None when absent, not verified (edited, damaged, another computation's)
+    or not these clients: then it is recomputed."""
+    if path is None:
         return None
-    try:
-        done = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
+    done, _ = read_sealed(path, key)
     if not isinstance(done, dict) or done.get("clients") != ids or len(done.get("rows", [])) != len(ids):
         return None
     return done
@@ -262,17 +265,18 @@ def baseline_all(
     head: str,
     on_round: Callable[[int, float], None],
     store: Path | None = None,
+    key: str = "",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
     """A process-integrated baseline: its own federated training, then the same matrix and distortion.
 
     Returns correct[i, j], distortion, failed clients, and (as personalize_all) the seconds of a
     reused result. Distortion is measured against the global model's features, like every other
-    method. The result is saved under `store` as one chunk of every client, so an interrupted run
-    reuses it.
+    method. The result is sealed under `store` as one chunk of every client, so an interrupted run
+    or a rerun with more methods reuses it once it verifies.
     """
     n = fed.num_clients
-    path = store / f"{name}.json" if store else None
-    done = _load_chunk(path, list(range(n)))
+    path = store / "result.json" if store else None
+    done = _load_chunk(path, key, list(range(n)))
     reused = [] if done is None else [float(done.get("seconds", math.nan))]
     if done is None:
         t0 = time.perf_counter()
@@ -294,17 +298,47 @@ def baseline_all(
             done["distortion"].append(d)
         done["seconds"] = time.perf_counter() - t0
         if path is not None:
-            write_json(path, done)
+            write_sealed(path, key, done)
     rows = np.full((n, n), FAILED, dtype=np.int64)
     dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
     return rows, dist, _fill(rows, dist, done), reused
 
 
-def run_key(cfg: Config, fed: Any, checkpoint: Path) -> str:
-    """What determines a run's per-client results: resolved config (not progress), partition, global weights."""
+# Bump when a change of code changes the numbers a saved result holds (chunks, baselines, runs).
+RESULTS_FORMAT = 1
+RESULTS = ".results"  # per-method sealed results inside a run directory, kept for reruns
+
+
+def key_parts(cfg: Config, fed: Any, model: nn.Module, model_fn: ModelFn | None) -> dict[str, Any]:
+    """Everything that changes a run's numbers, readable: the resolved config (progress bars aside,
+    threads as they are), the partition, the model's identity, the compute setting and the global
+    checkpoint's key. `model` must still hold its initial weights."""
     resolved = cfg.resolved()
     resolved["runtime"].pop("progress", None)
-    return config_hash({"config": resolved, "partition": fed.partition_hash, "global": checkpoint.stem})
+    resolved["runtime"]["threads"] = torch.get_num_threads()
+    made_by = None
+    if model_fn is not None:
+        made_by = f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+    return {
+        "format": RESULTS_FORMAT,
+        "config": resolved,
+        "partition": fed.partition_hash,
+        "model": {"built_in": model_fn is None, "model_fn": made_by, **model_identity(model)},
+        "compute": compute_identity(model),
+        "global": checkpoint_key(fed, cfg, model),
+    }
+
+
+def method_key(parts: dict[str, Any], method: str) -> str:
+    """A method's results depend on the run's key parts with the config narrowed to that method (its
+    parameters and grid): adding or dropping another method leaves its key, and its results, alone."""
+    config = json.loads(json.dumps(parts["config"]))
+    config["personalize"]["methods"] = [method]
+    config["method"] = {m: v for m, v in config.get("method", {}).items() if m == method}
+    search = {m: v for m, v in config.pop("search", {}).items() if m == method}
+    if search:
+        config["search"] = search
+    return config_hash({**parts, "config": config, "method": method})
 
 
 def run_experiment(
@@ -317,18 +351,17 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run the whole pipeline and write the run directory; return the summary.
 
-    A run directory that already holds this config's finished run is returned as it is, and an
-    interrupted one resumes from its finished chunks of clients; `resume=False` recomputes all.
+    A run directory that holds this run's finished, verified result (manifest.json: every file's
+    sha256 and the run key: config, partition, model identity, compute setting) is returned as it
+    is. Otherwise each method's sealed result (`.results/`, kept after the run) is reused when it
+    verifies for that method's key, so an interrupted run resumes from its finished chunks of
+    clients and a rerun with one more method computes that method alone; `resume=False`
+    recomputes all.
 
     `model_fn(input_shape, num_classes)` replaces the configured model with any torch module
-    whose last layer is the submodule named `head`.
+    whose last layer is the submodule named `head`; its identity is part of every key.
     """
     console = console or Console(stderr=True)
-    if not resume:
-        shutil.rmtree(out / ".partial", ignore_errors=True)
-    elif (done := finished_run(out, cfg)) is not None:
-        console.print(f"reused the finished run in {out}/ (same config and seed); --fresh recomputes it")
-        return done
     threads = set_threads(cfg.runtime.threads)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -337,6 +370,19 @@ def run_experiment(
 
     make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
     model = make(fed.input_shape, fed.num_classes)
+    parts = key_parts(cfg, fed, model, model_fn)
+    key = config_hash(parts)
+    shutil.rmtree(out / ".partial", ignore_errors=True)  # resume state of pftlab before sealed results
+    if not resume:
+        shutil.rmtree(out / RESULTS, ignore_errors=True)
+    else:
+        why = verify_folder(out, key)
+        if why is None:
+            console.print(f"reused the finished run in {out}/ (verified against its manifest); --fresh recomputes it")
+            return _in_run_order(json.loads((out / "summary.json").read_text(encoding="utf-8")), cfg)
+        if (out / "summary.json").exists():
+            console.print(f"not reusing the run in {out}/: {why}; computing it again (verified parts are reused)")
+    (out / MANIFEST).unlink(missing_ok=True)  # from here on the folder is not a finished run
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(
         TextColumn("{task.description:<24}"),
@@ -354,6 +400,7 @@ def run_experiment(
             note = ", partly or wholly reused" if reused else ""
             console.print(f"{stage}: done in {seconds:.0f} s ({time.strftime('%H:%M:%S')}{note})", highlight=False)
 
+    earlier: dict[str, list[float]] = {}  # per stage, the seconds of results reused (recorded when computed)
     with progress if cfg.runtime.progress else nullcontext():
         t0 = time.perf_counter()
         task = progress.add_task(f"global ({cfg.federated.algorithm})", total=cfg.federated.rounds, info="")
@@ -362,11 +409,13 @@ def run_experiment(
         )
         if reused:
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
+            earlier["global"] = [stage_seconds(ckpt)]
         timings["global"] = time.perf_counter() - t0
         log("global model", timings["global"], reused)
 
-        store = out / ".partial" / run_key(cfg, fed, ckpt)
-        _drop_stale(out / ".partial", keep=store)
+        keys = {m: method_key(parts, m) for m in cfg.personalize.methods}
+        stores = {m: out / RESULTS / f"{m}-{k[:16]}" for m, k in keys.items()}
+        _drop_stale(out / RESULTS, keep=set(stores.values()))
         pool = EvalPool.of(fed)
         global_features = pool_features(model, pool, head)
         global_row = correct_row_from_features(head_module(model, head), pool, global_features)
@@ -374,7 +423,6 @@ def run_experiment(
         searched: dict[str, list[dict[str, Any]]] = {}
         failed: dict[str, list[dict[str, Any]]] = {}
         distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
-        earlier: dict[str, list[float]] = {}  # per method, the seconds of results reused from an interrupted run
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             if METHODS[method].integrated:  # a process-integrated baseline: its own federated training
@@ -389,11 +437,12 @@ def run_experiment(
                     global_features,
                     head,
                     functools.partial(_advance_round, progress, task),
-                    store,
+                    stores[method],
+                    keys[method],
                 )
                 if earlier[method]:
                     progress.update(task, completed=cfg.federated.rounds, info="reused")
-                    console.print(f"{method}: reused its result, finished by an interrupted run")
+                    console.print(f"{method}: reused its verified result")
             else:
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
                 correct[method], chosen, distortions[method], failed[method], earlier[method] = personalize_all(
@@ -406,11 +455,12 @@ def run_experiment(
                     global_features,
                     functools.partial(_advance, progress, task),
                     head,
-                    store,
+                    stores[method],
+                    keys[method],
                 )
                 if chunks := len(earlier[method]):
-                    progress.update(task, info=f"reused {chunks} finished chunk(s)")
-                    console.print(f"{method}: reused {chunks} chunk(s) of clients finished by an interrupted run")
+                    progress.update(task, info=f"reused {chunks} verified chunk(s)")
+                    console.print(f"{method}: reused {chunks} verified chunk(s) of clients computed earlier")
                 if chosen:
                     searched[method] = chosen
             timings[method] = time.perf_counter() - t0
@@ -418,8 +468,7 @@ def run_experiment(
             for f in failed[method]:
                 console.print(f"[yellow]{method}: client {f['client']} failed and is left out: {f['reason']}")
 
-    shutil.copyfile(ckpt, out / ".global.safetensors.tmp")
-    os.replace(out / ".global.safetensors.tmp", out / "global.safetensors")
+    write_global_weights(ckpt, out / "global.safetensors")
     run_info = {
         "pftlab": __version__,
         "torch": torch.__version__,
@@ -427,6 +476,8 @@ def run_experiment(
         "threads": threads,
         "allocator": keep_freed_memory(),
         "engine": cfg.runtime.engine,
+        "model": parts["model"],
+        "compute": parts["compute"],
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
         "seconds": {
@@ -441,8 +492,17 @@ def run_experiment(
         }
     extra = {"global_stage": stage_stats(ckpt), "failed_clients": {m: f for m, f in failed.items() if f}}
     summary = write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
-    shutil.rmtree(out / ".partial", ignore_errors=True)  # summary.json now stands for the finished run
+    digest = {k: v if k in ("format", "model", "compute") else config_hash(v) for k, v in parts.items()}
+    write_manifest(out, key, digest, {"pftlab": __version__})  # last: the folder is now a finished, verifiable run
     return summary
+
+
+def write_global_weights(checkpoint: Path, target: Path) -> None:
+    """The run's copy of the global checkpoint, without the training time the cache file records:
+    the run's files hold only what the config and seed determine, so identical runs write identical bytes."""
+    with safe_open(str(checkpoint), framework="pt") as f:
+        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "seconds"}
+    save_weights(target, load_weights(checkpoint), meta)
 
 
 def _advance(progress: Progress, task: TaskID, k: int) -> None:
@@ -453,25 +513,39 @@ def _advance_round(progress: Progress, task: TaskID, rnd: int, loss: float) -> N
     progress.update(task, advance=1)
 
 
-def finished_run(out: Path, cfg: Config) -> dict[str, Any] | None:
-    """The summary of a finished run of this config in `out` (runtime settings aside), else None."""
-    try:
-        saved = tomllib.loads((out / "config.toml").read_text(encoding="utf-8"))
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError):
-        return None
-    now = tomllib.loads(dumps_toml(cfg))
-    saved.pop("runtime", None), now.pop("runtime", None)
-    if saved != now or not isinstance(summary, dict) or not isinstance(summary.get("methods"), dict):
-        return None
+def _in_run_order(summary: dict[str, Any], cfg: Config) -> dict[str, Any]:
     order = ["global-model", *cfg.personalize.methods]  # summary.json sorts its keys; callers want run order
     summary["methods"] = {m: summary["methods"][m] for m in order if m in summary["methods"]}
     return summary
 
 
-def _drop_stale(partial: Path, keep: Path) -> None:
-    """Partial results of another config in the same run directory cannot be resumed: remove them."""
-    if partial.is_dir():
-        for old in partial.iterdir():
-            if old != keep:
+def finished_run(
+    out: Path, cfg: Config, model_fn: ModelFn | None = None, required: tuple[str, ...] | None = None
+) -> dict[str, Any] | None:
+    """The summary of this config's finished run in `out` if it verifies (its manifest's key is this
+    run's and the files match their sha256: all of them, or the `required` ones), else None.
+
+    Builds the federation and the model to know the key (no training); sets torch's threads as a
+    run would, since the thread count is part of the key.
+    """
+    if not (out / MANIFEST).is_file():
+        return None
+    set_threads(cfg.runtime.threads)
+    fed = build_federation(cfg.data, cfg.seed)
+    make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
+    key = config_hash(key_parts(cfg, fed, make(fed.input_shape, fed.num_classes), model_fn))
+    if verify_folder(out, key, required) is not None:
+        return None
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return _in_run_order(summary, cfg)
+
+
+def _drop_stale(results: Path, keep: set[Path]) -> None:
+    """Saved results of methods no longer in the config, or of another computation, cannot be reused: remove them."""
+    if results.is_dir():
+        for old in results.iterdir():
+            if old not in keep:
                 shutil.rmtree(old, ignore_errors=True)

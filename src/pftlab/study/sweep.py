@@ -1,10 +1,13 @@
 """Run the cells that are not finished; reuse the ones that are.
 
-A cell is finished when its summary.json exists (run_experiment writes it last, atomically) and
-its config.toml equals the cell's config, runtime settings aside (threads and progress bars do
-not make a result stale). Before a cell is (re)computed its summary.json is removed, so a run
-stopped half-way is never mistaken for a finished one. A study that has cells to compute holds
-DIR/.lock, so a second one on the same DIR stops at once instead of computing the same cells.
+A cell is finished when its run directory verifies: its manifest.json (written last by
+run_experiment) belongs to the cell's run key (config, partition, model identity, thread count
+and the rest of the compute setting; progress bars aside) and the files the study reads
+(summary.json, run.json, config.toml) match their sha256. An edited number or a cell of another
+config is recomputed, never carried into the table. Before a cell is (re)computed its
+summary.json is removed, so a run stopped half-way is never mistaken for a finished one. A study
+that has cells to compute holds DIR/.lock, so a second one on the same DIR stops at once instead
+of computing the same cells.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import fcntl
 import json
 import os
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,21 +60,17 @@ def study_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(json.dumps(resolved)).items() if k != "runtime"}
+STUDY_READS = ("summary.json", "run.json", "config.toml")
 
 
 def load_finished(cell: Cell) -> dict[str, Any] | None:
-    """The cell's summary if it finished with this config, else None."""
-    summary, config = cell.out / "summary.json", cell.out / "config.toml"
+    """The cell's summary if it finished with this config and verifies, else None (see the module doc)."""
+    if missing_data(cell.cfg):
+        return None
     try:
-        saved = tomllib.loads(config.read_text(encoding="utf-8"))
-        result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return runner.finished_run(cell.out, cell.cfg, required=STUDY_READS)
+    except UserError:  # data that cannot be built: the sweep skips the benchmark with the reason
         return None
-    if _comparable(saved) != _comparable(cell.cfg.resolved()) or result.get("seed") != cell.seed:
-        return None
-    return result
 
 
 def in_order(summary: dict[str, Any], methods: list[str]) -> dict[str, Any]:
