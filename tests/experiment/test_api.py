@@ -53,3 +53,15 @@ def test_unknown_metric_and_missing_run_are_one_line_user_errors(results: pftlab
         results.metric("ft", "nope")
     with pytest.raises(pftlab.UserError, match="no finished run"):
         pftlab.Results.load(tmp_path / "nothing")
+
+
+def test_an_edited_run_directory_is_refused_by_load(results: pftlab.Results, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(results.run_dir, copy)
+    assert pftlab.Results.load(copy).summary == results.summary
+    matrix = copy / "matrices" / "ft.csv"
+    matrix.write_text(matrix.read_text().replace("client0,", "client0,1", 1))
+    with pytest.raises(pftlab.UserError, match=r"does not verify: matrices/ft.csv is missing or changed"):
+        pftlab.Results.load(copy)

@@ -13,6 +13,7 @@ import pytest
 
 from pftlab.cli import main
 from pftlab.core.errors import UserError
+from pftlab.experiment.checkpoint import stage_seconds
 from pftlab.study.plan import CONFIGS, default_methods
 from pftlab.study.report import drop_section, global_drop, verdict
 from pftlab.study.run import Request, run_study
@@ -65,6 +66,16 @@ def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> N
     assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
     assert _tables(out) == first
 
+    # one digit of a finished cell's summary.json edited: the cell does not verify and is computed
+    # again, so the edit never reaches the table
+    cell = out / "runs" / "digits-quick" / "seed0" / "summary.json"
+    text = cell.read_text()
+    at = text.index('"local": ') + len('"local": ')
+    cell.write_text(text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1 :])
+    edited = _study(out)
+    assert (edited["cells_computed"], edited["cells_reused"]) == (1, 1)
+    assert _tables(out) == first and cell.read_text() == text
+
     changed = _study(out, overrides=(*SMALL, "personalize.epochs=3"))  # another config: nothing is stale-reused
     assert changed["cells_computed"] == 2
 
@@ -93,6 +104,11 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path: Path, monkeypatch:
     resumed = _study(out)
     assert (resumed["cells_computed"], resumed["cells_reused"]) == (1, 1)
     assert _tables(out) == _tables(reference)
+    # the resumed cell reused its global checkpoint: its compute still counts the training that made it
+    info = json.loads((out / "runs" / "digits-quick" / "seed1" / "run.json").read_text())
+    trained = stage_seconds(Path(info["global_checkpoint"]))
+    assert info["resumed"]["reused_results"]["global"] == 1 and trained > 0
+    assert info["seconds"]["global"] == pytest.approx(info["resumed"]["seconds_this_run"]["global"] + trained, abs=2e-3)
 
 
 def test_missing_data_skips_the_benchmark_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

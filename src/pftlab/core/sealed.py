@@ -90,8 +90,9 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def verify_folder(folder: Path, key: str, required: Iterable[str] | None = None) -> str | None:
-    """None if `folder`'s manifest belongs to `key` and its files verify, else why not (one phrase).
+def verify_folder(folder: Path, key: str | None, required: Iterable[str] | None = None) -> str | None:
+    """None if `folder`'s manifest belongs to `key` (any key when None) and its files verify, else
+    why not (one phrase).
 
     `required`: the files the caller will read (each must be listed and match); None = every file
     the manifest lists. A file added to the folder later is not the run's and is ignored.
@@ -99,7 +100,7 @@ def verify_folder(folder: Path, key: str, required: Iterable[str] | None = None)
     manifest = read_manifest(folder)
     if manifest is None:
         return "it has no readable manifest.json"
-    if manifest.get("key") != key:
+    if key is not None and manifest.get("key") != key:
         return "its manifest belongs to another configuration, model or compute setting"
     files: dict[str, Any] = manifest["files"]
     names = list(files) if required is None else list(required)

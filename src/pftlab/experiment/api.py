@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
-from pftlab.core.errors import UserError
+from pftlab.core.errors import CorruptFile, UserError
+from pftlab.core.sealed import verify_folder
 from pftlab.experiment.config import Config, apply_overrides, from_dict, load_config
 from pftlab.experiment.runner import ModelFn, run_experiment
 
@@ -50,12 +51,17 @@ class Results:
 
     @classmethod
     def load(cls, run_dir: Path | str) -> Results:
-        """The results of a finished run directory (one with summary.json)."""
+        """The results of a finished run directory, its files checked against its manifest.json
+        (a run edited or damaged since it was written is refused: rerun it to repair it)."""
         run_dir = Path(run_dir)
         summary_file = run_dir / "summary.json"
         if not summary_file.is_file():
             raise UserError(f"{str(run_dir)!r} holds no finished run (no summary.json)")
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        reads = ["summary.json", "clients.csv", *(f"matrices/{m}.csv" for m in summary.get("methods", {}))]
+        why = verify_folder(run_dir, None, reads)
+        if why is not None:
+            raise CorruptFile(f"{str(run_dir)!r} does not verify: {why}; rerun its config to repair it")
         matrices = {}
         for method in summary["methods"]:
             with open(run_dir / "matrices" / f"{method}.csv", newline="", encoding="utf-8") as f:
