@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 from tests.integrations.flower_cluster import GUARD, QUICKSTART, TINY, deployment, descendants
 
+import pftlab
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.experiment.config import load_config
@@ -130,6 +131,7 @@ def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: p
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     got = json.loads((tmp_path / "flower" / "summary.json").read_text())
+    assert pftlab.Results.load(tmp_path / "flower").summary == got  # its files verify against its manifest
     a = load_file(str(tmp_path / "in-process" / "global.safetensors"))
     b = load_file(str(tmp_path / "flower" / "global.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

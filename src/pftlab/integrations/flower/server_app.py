@@ -21,7 +21,8 @@ from flwr.serverapp import Grid, ServerApp
 
 from pftlab import __version__
 from pftlab.core.errors import UserError
-from pftlab.core.io import save_weights, write_json
+from pftlab.core.io import config_hash, save_weights, write_json
+from pftlab.core.sealed import write_manifest
 from pftlab.core.weights import Weights
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
 from pftlab.experiment.config import Config
@@ -248,7 +249,12 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     if nodes.events:
         extra["missing_clients"] = missing_summary(nodes.events, rounds, missing, kept)
     fed = shape_only(clients, kept)
-    return write_results(out, cfg, fed, correct, sizes, run_info, searched or None, extra=extra or None)
+    summary = write_results(out, cfg, fed, correct, sizes, run_info, searched or None, extra=extra or None)
+    # A Flower run is never reused (the nodes hold the data), but its files verify like any run's
+    # (`pftlab.Results.load`); its key names the engine and the config.
+    key_config = config_hash({"engine": "flower", "config": cfg.resolved()})
+    write_manifest(out, key_config, {"engine": "flower", "config": key_config}, {"pftlab": __version__})
+    return summary
 
 
 def missing_summary(
