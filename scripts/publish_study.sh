@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Copy a finished study into the docs: report.md, the tables, the figures, study.json, and each cell's
-# summary.json / config.toml / run.json / search.json (kilobytes; enough to check every number and rerun any cell).
+# summary.json / config.toml / run.json / search.json / manifest.json (kilobytes; enough to check every number,
+# rerun any cell, and let a study reuse the published cell once they verify against the manifest).
 # Weights, matrices and per-client CSVs stay in the study directory.
 #   scripts/publish_study.sh STUDY_DIR [DEST]          everything (after a study over every benchmark)
 #   scripts/publish_study.sh --cells STUDY_DIR [DEST]  only the finished cells, added to DEST's; the report,
@@ -22,10 +23,10 @@ if ((!cells_only)); then
 fi
 n=0
 for cell in "$src"/runs/*/seed*; do
-  [[ -f "$cell/summary.json" ]] || continue  # unfinished: summary.json is written last
+  [[ -f "$cell/manifest.json" ]] || continue  # unfinished: manifest.json is written last
   rel=${cell#"$src"/}
   mkdir -p "$dest/$rel"
-  cp "$cell/summary.json" "$cell/config.toml" "$cell/run.json" "$dest/$rel/"
+  cp "$cell/summary.json" "$cell/config.toml" "$cell/run.json" "$cell/manifest.json" "$dest/$rel/"
   [[ ! -f "$cell/search.json" ]] || cp "$cell/search.json" "$dest/$rel/"  # each client's grid choice
   n=$((n + 1))
 done
