@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,13 @@ def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> N
     assert f"{float(lpft['global_mean']):.2f} ± {float(lpft['global_std']):.2f}" in md_rows[2]
 
     first = _tables(out)
+    # published cells (summary, config, run.json, manifest) verify and are reused in an empty DIR
+    script = Path(__file__).resolve().parents[2] / "scripts" / "publish_study.sh"
+    subprocess.run(["bash", str(script), str(out), str(tmp_path / "published")], check=True, capture_output=True)
+    shutil.copytree(tmp_path / "published" / "runs", tmp_path / "elsewhere" / "runs")
+    elsewhere = _study(tmp_path / "elsewhere")
+    assert (elsewhere["cells_computed"], elsewhere["cells_reused"]) == (0, 2)
+    assert _tables(tmp_path / "elsewhere") == first
     with study_lock(out):  # another study is computing in DIR: a report-only rerun still works
         again = _study(out)
     assert (again["cells_computed"], again["cells_reused"]) == (0, 2)
