@@ -98,3 +98,47 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(
         io.atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+_SAVE = """
+import sys, torch
+from pathlib import Path
+from pftlab.core.io import save_weights
+weights = {"z.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.tensor([1, 2], dtype=torch.int64),
+           "m": torch.tensor([0.5], dtype=torch.float64)}
+for path in sys.argv[1:]:
+    save_weights(Path(path), weights, metadata={f"key{i:02d}": f"value {i} \\u00e9" for i in range(24)})
+"""
+
+
+def test_equal_weights_and_metadata_give_equal_bytes_in_every_process(tmp_path: Path) -> None:
+    """safetensors writes `__metadata__` in a Rust hash map's order, which changes with every save.
+
+    With 25 metadata keys two saves agree on that order with odds of 1 in 25!, so the old writer failed
+    this test every time; save_weights now writes one canonical header. Two saves in each of two
+    processes with different PYTHONHASHSEED must give four equal files.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+
+    files = [tmp_path / f"w{seed}-{k}.safetensors" for seed in (0, 1) for k in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVE, str(files[2 * seed]), str(files[2 * seed + 1])],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        )
+        for seed in (0, 1)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    data = [p.read_bytes() for p in files]
+    assert data[0] == data[1] == data[2] == data[3]
+    header_len = int.from_bytes(data[0][:8], "little")
+    assert header_len % 8 == 0 and data[0][8 : 8 + header_len].rstrip(b" ").endswith(b"}")
+    loaded = load_weights(files[0])
+    assert torch.equal(loaded["z.weight"], torch.arange(6.0).reshape(2, 3)) and loaded["a.bias"].dtype == torch.int64
+    assert torch.equal(load_file(str(files[0]))["m"], torch.tensor([0.5], dtype=torch.float64))
+    with safe_open(str(files[0]), framework="pt") as f:
+        assert f.metadata()["key03"] == "value 3 \u00e9"

@@ -6,6 +6,7 @@ per client); this module does what every benchmark shares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,47 @@ def swap_labels(pool: ClientPool, num_classes: int, pairs: int, rng: np.random.G
     return ClientPool(Dataset(d.x, perm[d.y], d.num_classes, d.name, meta), pool.domain, pool.source_index)
 
 
+def _at_least(x: float) -> float:
+    """`x` rounded up to two significant digits (a fraction quoted in a message that must suffice)."""
+    factor = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(f"{math.ceil(x / factor - 1e-9) * factor:.2g}")
+
+
+def check_splits(
+    sizes: Sequence[tuple[int, int, int]],
+    domains: Sequence[str],
+    val_fraction: float,
+    test_fraction: float,
+    more: str = "",
+) -> None:
+    """Refuse (one line) a federation where a client has no train or no test sample: nothing could train or score it.
+
+    `sizes` holds each client's (train, val, test) sizes; `more` says which config keys give a client
+    more samples, if any. The message names the first such client, its sizes, how many clients fail,
+    and the settings that would give every client both.
+    """
+    bad = [cid for cid, (train, _, test) in enumerate(sizes) if not (train and test)]
+    if not bad:
+        return
+    cid = bad[0]
+    train, val, test = sizes[cid]
+    n = train + val + test
+    who = f"client {cid}" + (f" ({domains[cid]!r})" if domains[cid] else "")
+    others = f" (and {len(bad) - 1} other client{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    grow = f" or give clients more samples ({more})" if more else ""
+    if n < 2:
+        fix = f"give it at least 2 samples{f' ({more})' if more else ''}"
+    elif not test:
+        need = _at_least(1.0 / min(sum(s) for s in sizes if sum(s) >= 2))  # round(n * f) >= 1 for every client
+        fix = f"raise data.test_fraction (now {test_fraction:g}) to at least {need:g}{grow}"
+    else:
+        fix = f"lower data.val_fraction + data.test_fraction (now {val_fraction + test_fraction:g}){grow}"
+    raise UserError(
+        f"{who}{others} has {n} sample{'s' if n != 1 else ''}, split into {train} train / {val} val / {test} test; "
+        f"every client needs at least one train and one test sample: {fix}"
+    )
+
+
 def federate(
     name: str,
     description: str,
@@ -58,16 +100,26 @@ def federate(
     test_fraction: float,
     seed: int,
     swap_pairs: int = 0,
+    more: str = "",
 ) -> FederatedData:
-    """Split every client's pool into train / val / test (stratified by label) and hash the result."""
+    """Split every client's pool into train / val / test (stratified by label) and hash the result.
+
+    Every client is checked before anything is trained (`check_splits`); `more` names the config keys
+    that give clients more samples, for that message.
+    """
     if len(pools) < 2:
         raise UserError(f"a federation needs at least 2 clients, got {len(pools)}")
     num_classes = pools[0].data.num_classes
-    clients, record = [], []
-    for cid, pool in enumerate(pools):
-        splits = part.split_indices(
+    every = [
+        part.split_indices(
             np.arange(len(pool.data)), pool.data.y, val_fraction, test_fraction, numpy_rng(seed, "split", cid)
         )
+        for cid, pool in enumerate(pools)
+    ]
+    sizes = [(len(train), len(val), len(test)) for train, val, test in every]
+    check_splits(sizes, [pool.domain for pool in pools], val_fraction, test_fraction, more)
+    clients, record = [], []
+    for cid, (pool, splits) in enumerate(zip(pools, every, strict=True)):
         if swap_pairs:  # after the split, so a concept shift leaves every split's inputs as they were
             pool = swap_labels(pool, num_classes, swap_pairs, numpy_rng(seed, "swap", cid))
         d = pool.data

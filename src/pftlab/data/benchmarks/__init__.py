@@ -49,7 +49,29 @@ def register_benchmark(benchmark: Benchmark, *, origin: str | None = None, repla
 def build_federation(data_cfg: Any, seed: int) -> FederatedData:
     """The federation a [data] table describes."""
     bench = BENCHMARKS[data_cfg.benchmark]
-    pools = bench.pools(data_cfg.params(), seed)
+    params = data_cfg.params()
+    pools = bench.pools(params, seed)
     return federate(
-        bench.name, bench.description, pools, data_cfg.val_fraction, data_cfg.test_fraction, seed, data_cfg.swap_pairs
+        bench.name,
+        bench.description,
+        pools,
+        data_cfg.val_fraction,
+        data_cfg.test_fraction,
+        seed,
+        data_cfg.swap_pairs,
+        _how_to_grow(params),
     )
+
+
+def _how_to_grow(params: Any) -> str:
+    """The config keys that give a client more samples, for the message refusing a client too small to split."""
+    if hasattr(params, "path"):
+        return "add samples to it under data.path"
+    keys = [
+        f"raise data.{k}"
+        for k in ("samples_per_client", "min_client_size", "min_samples", "samples")
+        if hasattr(params, k)
+    ]
+    if hasattr(params, "num_clients"):
+        keys.append("lower data.num_clients")
+    return " or ".join(keys)

@@ -3,18 +3,36 @@
 `image-folder`: PATH/<client or domain>/<class>/<image>; each top folder is a client
 (`layout = "client/class"`) or a domain split IID into `clients_per_domain` clients
 (`layout = "domain/class"`). Images are decoded with Pillow, converted to RGB or grey and
-resized to `image_size`; classes are the union of class-folder names, sorted.
+resized to `image_size`; classes are the union of class-folder names, sorted. Hidden entries
+(a name starting with '.', e.g. `.ipynb_checkpoints`, `.DS_Store`, macOS `._x.png`) are skipped.
 
 `table`: a CSV or Parquet file with a client column, a label column and feature columns
 (default: every other column); each distinct client value is a client, labels are mapped to
 0..K-1 in sorted order, features must be numbers (an empty or non-numeric cell is refused with
-its row and column) and are standardised with the pooled mean and std. Parquet needs the
-`parquet` extra (pyarrow).
+its row and column) and are standardised with the pooled mean and std, computed in float64
+after dividing each column by its largest magnitude (so a column of 1e300 or of 1e-300 keeps
+its spread). Parquet needs the `parquet` extra (pyarrow).
+
+Client and label values, and class-folder names, are read in one canonical spelling before they
+are sorted (`canonical`): Unicode NFC, surrounding spaces dropped, and a number written as its
+value, so " 1", "1", "01", "1.0", "+1" and the integer 1 are one client or class. Numbers sort by
+value before text, text by code point: the same files give the same clients, classes and
+partition in every process. Missing client or label values (an empty cell, null, NaN) are refused.
+
+Refused before anything is decoded or trained, each in one line: fewer than 2 clients or 2
+classes, a client folder without images, a class folder without images in any client, a domain
+with fewer images than `clients_per_domain`, and (in `federate`) a client whose split leaves it
+no train or no test sample.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+import re
+import unicodedata
+from collections.abc import Iterable
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,11 +74,76 @@ def _existing(path: str, what: str) -> Path:
     return p
 
 
-def _sorted_labels(values: list[str]) -> list[str]:
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_MISSING = frozenset({"nan", "none", "null"})
+
+
+def _canonical_number(d: Decimal) -> str:
+    """A decimal number's one spelling: an integer without point or zeros, else the shortest positional form."""
+    if d == 0:
+        return "0"
+    with localcontext() as ctx:
+        ctx.prec = 120
+        d = d.normalize()
+        if abs(d.adjusted()) > 30:  # 1E+40: an exponent, never a 40-digit integer
+            return str(d)
+        return str(int(d)) if d == d.to_integral_value() else format(d, "f")
+
+
+def canonical(value: Any) -> str | None:
+    """The canonical spelling of a client or label value, or None where the value is missing.
+
+    Unicode NFC with surrounding spaces dropped; a number (an int, a finite float, or text such as
+    " 1", "01", "1.0", "+1", "1e0") as its exact decimal value ("1"); True / False as "True" /
+    "False". Missing: None, NaN, and text that is empty or reads "nan", "none" or "null".
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return _canonical_number(Decimal(repr(value))) if math.isfinite(value) else str(value)
+    text = unicodedata.normalize("NFC", value if isinstance(value, str) else str(value)).strip()
+    if not text or text.lower() in _MISSING:
+        return None
+    if len(text) <= 100 and _NUMBER.fullmatch(text):
+        return _canonical_number(Decimal(text))
+    return text
+
+
+def _sort_key(name: str) -> tuple[int, Decimal, str]:
+    """Numbers first, by value; then text, by code point (a total order: no ties between distinct names)."""
+    if len(name) <= 100 and _NUMBER.fullmatch(name):
+        return (0, Decimal(name), name)
+    return (1, Decimal(0), name)
+
+
+def ordered(values: Iterable[str]) -> list[str]:
+    """The distinct canonical `values`, sorted by `_sort_key`: the same list whatever the hash seed."""
+    return sorted(set(values), key=_sort_key)
+
+
+def _spell(name: str) -> str:
+    return canonical(name) or name  # a folder named " " keeps its name
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The visible entries of `folder` (no name starting with '.'), sorted; an unreadable folder is refused."""
     try:
-        return sorted(set(values), key=float)
-    except ValueError:
-        return sorted(set(values))
+        return sorted(e for e in folder.iterdir() if not e.name.startswith("."))
+    except OSError as err:
+        raise UserError(f"cannot list folder {folder}: {err.strerror or err}; make it readable") from None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a symlink loop, a name too long
+        return False
 
 
 def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
@@ -77,97 +160,199 @@ def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
 
 def folder_pools(p: FolderParams, seed: int) -> list[ClientPool]:
     root = _existing(p.path, "a folder PATH/<client or domain>/<class>/<image>")
-    groups = sorted(d for d in root.iterdir() if d.is_dir())
-    files = {
-        g: {
-            c.name: sorted(f for f in c.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            for c in sorted(g.iterdir())
-            if c.is_dir()
-        }
-        for g in groups
-    }
-    classes = _sorted_labels([c for per_class in files.values() for c in per_class])
-    if not classes or not any(f for per_class in files.values() for f in per_class.values()):
-        raise UserError(f"no images under {root}; expected {root}/<client or domain>/<class>/<image>.png|jpg|...")
+    if not _is_dir(root):
+        raise UserError(
+            f"data.path {p.path!r} is a file; benchmark 'image-folder' expects a folder PATH/<client>/<class>"
+        )
+    where = f"expected {root}/<client or domain>/<class>/<image>.png|jpg|..."
+    folders: dict[str, Path] = {}
+    files: dict[str, dict[str, list[Path]]] = {}  # client -> class -> images, both canonically spelled
+    for g in (e for e in _listing(root) if _is_dir(e)):
+        name = _spell(g.name)
+        if name in folders:
+            raise UserError(
+                f"folders {folders[name].name!r} and {g.name!r} under {root} name the same client {name!r} "
+                "(names are compared as Unicode NFC without surrounding spaces, numbers by value); rename one"
+            )
+        folders[name] = g
+        per_class: dict[str, list[Path]] = {}
+        for c in (e for e in _listing(g) if _is_dir(e)):
+            images = [f for f in _listing(c) if f.suffix.lower() in IMAGE_SUFFIXES]
+            per_class.setdefault(_spell(c.name), []).extend(images)
+        files[name] = per_class
+    if not any(f for per_class in files.values() for f in per_class.values()):
+        raise UserError(f"no images under {root}; {where}")
+    classes = ordered(c for per_class in files.values() for c in per_class)
+    empty = [c for c in classes if not any(per_class.get(c) for per_class in files.values())]
+    if empty:
+        raise UserError(
+            f"class folder {empty[0]!r} holds no images in any client under {root}; add images or remove it"
+        )
+    if len(classes) < 2:
+        raise UserError(f"{root} has one class ({classes[0]!r}); a classifier needs at least 2 class folders")
+    for name, per_class in files.items():
+        n = sum(len(f) for f in per_class.values())
+        if n == 0:
+            raise UserError(f"client folder {folders[name].name!r} under {root} holds no images; {where}")
+        if p.layout == "domain/class" and n < p.clients_per_domain:
+            raise UserError(
+                f"domain {name!r} has {n} images, fewer than data.clients_per_domain = {p.clients_per_domain}; "
+                f"allowed: clients_per_domain <= the smallest domain's image count"
+            )
+    if len(files) * (p.clients_per_domain if p.layout == "domain/class" else 1) < 2:
+        raise UserError(
+            f"{root} has one {p.layout.split('/')[0]} folder ({next(iter(files))!r}); a federation needs at least 2 "
+            "clients: add a folder" + (" or raise data.clients_per_domain" if p.layout == "domain/class" else "")
+        )
     index = {c: i for i, c in enumerate(classes)}
     pools = []
-    for g in groups:
-        paths = [(f, index[c]) for c, fs in files[g].items() for f in fs]
-        if not paths:
-            continue
+    for name, per_class in files.items():
+        paths = [(f, index[c]) for c, fs in per_class.items() for f in fs]
         x = np.stack([_load_image(f, p.image_size, p.channels) for f, _ in paths])
         y = np.array([label for _, label in paths], dtype=np.int64)
-        data = Dataset(x, y, len(classes), g.name, {"classes": classes})
+        data = Dataset(x, y, len(classes), name, {"classes": classes})
         if p.layout == "client/class":
-            pools.append(ClientPool(data, g.name, np.arange(len(y))))
+            pools.append(ClientPool(data, name, np.arange(len(y))))
             continue
-        order = numpy_rng(seed, "domain-split", g.name).permutation(len(y))
+        order = numpy_rng(seed, "domain-split", name).permutation(len(y))
         for k, part in enumerate(np.array_split(order, p.clients_per_domain)):
             part = np.sort(part)
-            pools.append(ClientPool(data.subset(part), g.name if p.clients_per_domain == 1 else f"{g.name}/{k}", part))
+            pools.append(ClientPool(data.subset(part), name if p.clients_per_domain == 1 else f"{name}/{k}", part))
     return pools
 
 
+def _column_name(name: str) -> str:
+    return unicodedata.normalize("NFC", name).strip()
+
+
 def _read_table(path: Path) -> dict[str, list[Any]]:
+    """The table's columns by name (NFC, surrounding spaces dropped), each a list of its cells."""
+    if _is_dir(path):
+        raise UserError(f"data.path {str(path)!r} is a folder; benchmark 'table' expects a .csv or .parquet file")
     if path.suffix.lower() == ".parquet":
         try:
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("reading Parquet needs pyarrow: pip install 'pftlab[parquet]'") from None
         try:
-            table: dict[str, list[Any]] = pq.read_table(path).to_pydict()
-            return table
+            raw: dict[str, list[Any]] = pq.read_table(path).to_pydict()
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
             raise UserError(f"{path.name} is not a readable Parquet file: {str(err).splitlines()[0]}") from None
-    if path.suffix.lower() != ".csv":
+        columns = list(raw)
+        cells = list(raw.values())
+    elif path.suffix.lower() != ".csv":
         raise UserError(f"data.path {str(path)!r}: expected a .csv or .parquet file")
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            columns = reader.fieldnames or []
-    except (UnicodeDecodeError, csv.Error) as err:  # binary garbage, a NUL byte
-        raise UserError(f"{path.name} is not a readable UTF-8 CSV file: {err}") from None
-    if len(set(columns)) != len(columns):
+    else:
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a column name
+                reader = csv.reader(f)
+                columns = next(reader, [])
+                rows = [r for r in reader if r]  # a blank line is no row
+        except (UnicodeDecodeError, csv.Error) as err:  # binary garbage, a NUL byte
+            raise UserError(f"{path.name} is not a readable UTF-8 CSV file: {err}") from None
+        except OSError as err:
+            raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+        for i, r in enumerate(rows):  # a truncated or appended row has too few or too many cells
+            if len(r) != len(columns):
+                raise UserError(f"{path.name}: row {i + 1} does not have the header's {len(columns)} cells")
+        cells = [[r[j] for r in rows] for j in range(len(columns))]
+    names = [_column_name(c) for c in columns]
+    if len(set(names)) != len(names):
         raise UserError(f"{path.name}: the header names a column twice: {', '.join(columns)}")
-    for i, r in enumerate(rows):  # a truncated or appended row has too few or too many cells
-        if None in r or any(v is None for v in r.values()):
-            raise UserError(f"{path.name}: row {i + 1} does not have the header's {len(columns)} cells")
-    return {c: [r[c] for r in rows] for c in columns}
+    return dict(zip(names, cells, strict=True))
+
+
+def _values(path: Path, table: dict[str, list[Any]], column: str, what: str) -> list[str]:
+    out = []
+    for i, v in enumerate(table[column]):
+        c = canonical(v)
+        if c is None:
+            raise UserError(
+                f"{path.name}: row {i + 1} has no {what} (column {column!r} holds {v!r}); every row needs a client "
+                "and a label: fill or drop that row"
+            )
+        out.append(c)
+    return out
+
+
+def standardized(x: np.ndarray) -> np.ndarray:
+    """Each column minus its mean over its std, as float32 (a constant column becomes 0).
+
+    Computed in float64 after dividing each column by its largest magnitude, so a column of 1e300
+    (whose variance overflows float64) or of 1e-30 (whose variance underflows float32) keeps its
+    spread instead of being zeroed.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    scale = np.abs(x).max(0) if len(x) else np.ones(x.shape[1:])
+    z = x / np.where(scale == 0, 1.0, scale)
+    mean, std = z.mean(0), z.std(0)
+    out: np.ndarray = ((z - mean) / np.where(std == 0, 1.0, std)).astype(np.float32)
+    return out
+
+
+def _as_float32(x: np.ndarray, features: list[str], name: str) -> np.ndarray:
+    """`x` as float32 unchanged (data.standardize = false): a column float32 cannot hold is refused."""
+    big, tiny = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
+    for j, col in enumerate(features):
+        top = float(np.abs(x[:, j]).max())
+        if top > big or 0 < top < tiny:
+            raise UserError(
+                f"{name}: column {col!r} reaches magnitude {top:.3g}, which float32 stores as "
+                f"{'inf' if top > big else '0 (or a few bits)'}; allowed: |value| in [{tiny:.3g}, {big:.3g}] "
+                "with data.standardize = false: set it to true (the default) or rescale the column"
+            )
+    return x.astype(np.float32)
 
 
 def table_pools(p: TableParams, seed: int) -> list[ClientPool]:
     path = _existing(p.path, "a .csv or .parquet file with client, label and feature columns")
     table = _read_table(path)
-    for col in (p.client_column, p.label_column, *p.feature_columns):
+    client_column, label_column = _column_name(p.client_column), _column_name(p.label_column)
+    wanted = [_column_name(c) for c in p.feature_columns]
+    for col in (client_column, label_column, *wanted):
         if col not in table:
             raise UserError(f"{path.name} has no column {col!r}; its columns: {', '.join(table)}")
-    features = p.feature_columns or [c for c in table if c not in (p.client_column, p.label_column)]
+    if client_column == label_column:
+        raise UserError(f"data.client_column and data.label_column are both {client_column!r}; name two columns")
+    features = wanted or [c for c in table if c not in (client_column, label_column)]
     if not features:
-        raise UserError(f"{path.name} has no feature columns besides {p.client_column!r} and {p.label_column!r}")
-    if not table[p.label_column]:
+        raise UserError(f"{path.name} has no feature columns besides {client_column!r} and {label_column!r}")
+    if not table[label_column]:
         raise UserError(f"{path.name} has a header but no rows")
-    x = np.empty((len(table[p.label_column]), len(features)), dtype=np.float32)
+    owner = _values(path, table, client_column, "client")
+    labels = _values(path, table, label_column, "label")
+    x = np.empty((len(labels), len(features)), dtype=np.float64)
     for j, col in enumerate(features):
         for i, v in enumerate(table[col]):
             try:
                 x[i, j] = float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise UserError(f"{path.name}: row {i + 1}, column {col!r}: {v!r} is not a number") from None
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
-        raise UserError(f"{path.name}: row {i + 1}, column {features[j]!r} is not finite; fill missing values first")
-    if p.standardize:
-        std = x.std(0)
-        x = (x - x.mean(0)) / np.where(std == 0, 1, std)
-    labels = [str(v) for v in table[p.label_column]]
-    classes = _sorted_labels(labels)
-    y = np.array([classes.index(v) for v in labels], dtype=np.int64)
-    owner = np.array([str(v) for v in table[p.client_column]])
+        raise UserError(
+            f"{path.name}: row {i + 1}, column {features[j]!r} is not finite ({table[features[j]][i]!r}); "
+            "allowed: finite numbers within float64: fill missing values first"
+        )
+    classes = ordered(labels)
+    if len(classes) < 2:
+        raise UserError(
+            f"{path.name}: column {label_column!r} holds one label ({classes[0]!r}); a classifier needs at least 2"
+        )
+    x32 = standardized(x) if p.standardize else _as_float32(x, features, path.name)
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.array([index[v] for v in labels], dtype=np.int64)
+    rows: dict[str, list[int]] = {}
+    for i, client in enumerate(owner):
+        rows.setdefault(client, []).append(i)
+    if len(rows) < 2:
+        raise UserError(
+            f"{path.name}: column {client_column!r} holds one client ({owner[0]!r}); a federation needs at least 2"
+        )
     pools = []
-    for client in _sorted_labels(owner.tolist()):
-        idx = np.flatnonzero(owner == client)
-        pools.append(ClientPool(Dataset(x[idx], y[idx], len(classes), client, {"classes": classes}), client, idx))
+    for client in ordered(rows):
+        idx = np.array(rows[client], dtype=np.int64)
+        pools.append(ClientPool(Dataset(x32[idx], y[idx], len(classes), client, {"classes": classes}), client, idx))
     return pools
 
 
