@@ -3,7 +3,11 @@
 A config that passes here gets past every input check of a real run: the config and the
 benchmark's parameters validate, every method (and every point of its search grid) has a plan
 that fills the epoch budget, the data files or the user's path exist, and the run directory
-can be created. Nothing is decoded, trained or written.
+can be created. The user's own data (a table or an image folder) is read and partitioned, so
+data that does not fit the request (too few clients or classes, a client left without a train
+or test sample) is refused here too; a built-in benchmark's files are only checked to exist
+(decoding them can take minutes), so its split sizes are checked when the run builds the
+federation, still before any training. Nothing is trained or written.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from pftlab.core.args import check_out_dir, check_seeds
 from pftlab.core.errors import UserError
-from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.data.benchmarks import BENCHMARKS, build_federation
 from pftlab.data.sources.files import DATA_ENV, data_root
 from pftlab.experiment.config import Config
 from pftlab.personalize import METHODS, Method
@@ -28,7 +32,8 @@ def check_data(cfg: Config) -> str:
             raise UserError(f"data.path is required for benchmark {bench.name!r}: {bench.description}")
         if "\0" in path or not Path(path).expanduser().exists():
             raise UserError(f"data.path {path!r} does not exist; expected {bench.description}")
-        return f"{bench.name} from {path}"
+        fed = build_federation(cfg.data, cfg.seed)  # reads the user's files; caches nothing
+        return f"{bench.name} from {path}: {fed.num_clients} clients, {fed.num_classes} classes"
     missing = [f for f in bench.files if not (data_root() / f).is_file()]
     if missing:
         raise UserError(

@@ -1,0 +1,40 @@
+"""`pftlab run --check` reads the user's own data, so data that does not fit is refused before any run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pftlab.cli import main
+
+
+def table(path: Path, rows_per_client: dict[str, int]) -> Path:
+    lines = ["client,label,x1,x2"]
+    for client, n in rows_per_client.items():
+        lines += [f"{client},{i % 2},{i * 0.5},{(i * 7) % 5}" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def config(tmp_path: Path, data: Path) -> Path:
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(
+        f'[data]\nbenchmark = "table"\npath = "{data}"\n\n[model]\nname = "mlp"\n\n'
+        '[federated]\nrounds = 1\n\n[personalize]\nepochs = 1\nmethods = ["ft"]\n'
+    )
+    return cfg
+
+
+def test_check_reads_user_data_and_refuses_a_client_without_a_test_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = config(tmp_path, table(tmp_path / "good.csv", {"a": 40, "b": 40}))
+    assert main(["run", str(good), "--check", "--out", str(tmp_path / "out")]) == 0
+    assert "table from" in capsys.readouterr().out and not (tmp_path / "out").exists()
+
+    bad = config(tmp_path, table(tmp_path / "bad.csv", {"a": 40, "b": 2}))
+    assert main(["run", str(bad), "--check", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pftlab: error: client 1 ('b') has 2 samples"), err
+    assert not (tmp_path / "out").exists()
