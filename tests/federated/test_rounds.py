@@ -29,7 +29,14 @@ def test_every_algorithm_learns_and_repeats_bit_exactly(fed, new_model, algorith
     w1, stats, losses = train_global(fed, new_model, algorithm=algorithm, rounds=4)
     w2, _, _ = train_global(fed, new_model, algorithm=algorithm, rounds=4)
     assert same(w1, w2)
-    assert stats.as_dict() == {"rounds": 4, "rounds_skipped": 0, "updates_rejected": 0, "clients_dropped": 0}
+    assert stats.as_dict() == {
+        "rounds": 4,
+        "rounds_skipped": 0,
+        "updates_rejected": 0,
+        "clients_dropped": 0,
+        "updates_out_of_scale": 0,
+        "updates_clipped": 0,
+    }
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
 
 
@@ -37,7 +44,14 @@ def test_dropout_one_skips_every_round_and_leaves_the_model_unchanged(fed, new_m
     init = new_model().state_dict()
     weights, stats, losses = train_global(fed, new_model, dropout=1.0, clients_per_round=2)
     assert same(weights, init)
-    assert stats.as_dict() == {"rounds": 3, "rounds_skipped": 3, "updates_rejected": 0, "clients_dropped": 6}
+    assert stats.as_dict() == {
+        "rounds": 3,
+        "rounds_skipped": 3,
+        "updates_rejected": 0,
+        "clients_dropped": 6,
+        "updates_out_of_scale": 0,
+        "updates_clipped": 0,
+    }
     assert all(math.isnan(x) for x in losses)
 
 

@@ -135,11 +135,16 @@ def dropped(seed: int, rnd: int, client_id: int, probability: float) -> bool:
     return bool(numpy_rng(seed, "dropout", rnd, client_id).random() < probability)
 
 
-def average(global_weights: Weights, updates: Sequence[ClientUpdate]) -> Weights:
-    """Sample-weighted mean of the shared keys; keys nobody sent, or nobody changed, stay bit-identical.
+def average(global_weights: Weights, updates: Sequence[ClientUpdate], cfg: FederatedConfig | None = None) -> Weights:
+    """The shared keys combined as cfg.aggregate says (no cfg: the sample-weighted mean).
 
-    Integer buffers (BatchNorm's step counter) are taken from the first update.
+    "mean" weighs each client by its number of training samples; "median" and "trimmed-mean"
+    (see `robust_center`) are unweighted, since a client's sample count is its own claim and one
+    client claiming many samples would otherwise outvote the rest. Keys nobody sent, or nobody
+    changed, stay bit-identical; integer buffers (BatchNorm's step counter) are taken from the
+    first update.
     """
+    how = "mean" if cfg is None else cfg.aggregate
     total = float(sum(u.num_examples for u in updates))
     out = dict(global_weights)
     for key in updates[0].weights:
@@ -148,10 +153,39 @@ def average(global_weights: Weights, updates: Sequence[ClientUpdate]) -> Weights
             out[key] = values[0].clone()
         elif all(torch.equal(v, global_weights[key]) for v in values):
             out[key] = global_weights[key]
-        else:
+        elif how == "mean":
             # updates is not empty, so the sum is a Tensor (never sum's start value 0)
             out[key] = cast(torch.Tensor, sum(u.num_examples / total * v for u, v in zip(updates, values, strict=True)))
+        else:
+            out[key] = robust_center(values, how, 0.0 if cfg is None else cfg.trim)
     return out
+
+
+def trimmed_count(n: int, aggregate: str, trim: float) -> int:
+    """How many of n values a robust aggregate drops from each end of every coordinate.
+
+    median: all but the middle one (odd n) or two (even n); trimmed-mean: ceil(trim n), so any
+    trim > 0 drops at least one from each end, capped so that the median's one or two remain;
+    mean: none.
+    """
+    most = (n - 1) // 2
+    if aggregate == "median":
+        return most
+    if aggregate == "trimmed-mean":
+        return min(math.ceil(trim * n - 1e-9), most)
+    return 0
+
+
+def robust_center(values: Sequence[torch.Tensor], aggregate: str, trim: float) -> torch.Tensor:
+    """Coordinate-wise median ("median") or trimmed mean ("trimmed-mean") of same-shape tensors, unweighted.
+
+    The median of an even count is the mean of the two middle values.
+    """
+    k = trimmed_count(len(values), aggregate, trim)
+    stacked = torch.stack(list(values))
+    if k:
+        stacked = stacked.sort(dim=0).values[k : len(values) - k]
+    return stacked.mean(dim=0)
 
 
 def server_lr(cfg: FederatedConfig) -> float:

@@ -2,7 +2,8 @@
 
 d = mean(w_i) - w;  m <- b1 m + (1 - b1) d;  v <- b2 v + (1 - b2) d^2;  w <- w + lr m / (sqrt(v) + tau),
 with m and v starting at zero and no bias correction, as in the paper's Algorithm 2. Only
-parameters take the server step; buffers (BatchNorm statistics) are averaged.
+parameters take the server step; buffers (BatchNorm statistics) are averaged. mean(w_i) is
+`federated.aggregate` (a robust median or trimmed mean when so configured).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def server_update(
     num_clients: int,
     params: Collection[str],
 ) -> tuple[Weights, State]:
-    avg = average(global_weights, updates)
+    avg = average(global_weights, updates, cfg)
     lr, state, out = server_lr(cfg), dict(server_state), dict(avg)
     for k in avg:
         if k not in params:

@@ -1,4 +1,7 @@
-"""FedAvg (McMahan et al. 2017): local SGD on the sampled clients, sample-weighted averaging."""
+"""FedAvg (McMahan et al. 2017): local SGD on the sampled clients, sample-weighted averaging.
+
+With `federated.aggregate` = "median" or "trimmed-mean" the average is that robust aggregate instead.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def server_update(
     num_clients: int,
     params: Collection[str],
 ) -> tuple[Weights, State]:
-    return average(global_weights, updates), server_state
+    return average(global_weights, updates, cfg), server_state
 
 
 ALGORITHM = Algorithm("fedavg", local_update, server_update)

@@ -1,7 +1,8 @@
 """FedAvgM (Hsu et al. 2019): the server applies momentum SGD to the pseudo-gradient w - mean(w_i).
 
 v <- beta v + (w - mean(w_i)); w <- w - server_lr v. With beta = 0 and server_lr = 1 it is FedAvg.
-Only parameters take the server step; buffers (BatchNorm statistics) are averaged.
+Only parameters take the server step; buffers (BatchNorm statistics) are averaged. mean(w_i) is
+`federated.aggregate` (a robust median or trimmed mean when so configured).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def server_update(
     num_clients: int,
     params: Collection[str],
 ) -> tuple[Weights, State]:
-    avg = average(global_weights, updates)
+    avg = average(global_weights, updates, cfg)
     lr, state, out = server_lr(cfg), dict(server_state), dict(avg)
     for k in avg:
         if k not in params:

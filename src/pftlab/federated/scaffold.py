@@ -4,8 +4,10 @@ Every local step adds c - c_i to the gradient, where c is the server's control v
 the client's. After K local steps at learning rate lr, the client sets (option II of the paper)
     c_i+ = c_i - c + (w_global - w_i) / (K lr)
 and sends w_i and c_i+ - c_i. The server moves w by server_lr times the mean update and sets
-c <- c + sum(c_i+ - c_i) / N over the N clients of the federation. Both variates start at zero,
-so round 0 is FedAvg. Control variates cover the parameters only; buffers are averaged.
+c <- c + sum(c_i+ - c_i) / N over the N clients of the federation (with a robust
+`federated.aggregate`: the mean update is that aggregate, and the sum is the round's count of
+clients times the robust centre of the c_i+ - c_i). Both variates start at zero, so round 0 is
+FedAvg. Control variates cover the parameters only; buffers are averaged.
 
 The paper's local steps are plain SGD. With momentum beta a constant gradient g moves the
 weights by lr g (1 - beta^m) / (1 - beta) in step m, so K is replaced by the effective number of
@@ -23,7 +25,16 @@ from torch import nn
 
 from pftlab.core.weights import Weights
 from pftlab.data.dataset import Dataset
-from pftlab.federated.algorithm import ORDER, Algorithm, ClientUpdate, State, average, local_train, server_lr
+from pftlab.federated.algorithm import (
+    ORDER,
+    Algorithm,
+    ClientUpdate,
+    State,
+    average,
+    local_train,
+    robust_center,
+    server_lr,
+)
 from pftlab.federated.config import FederatedConfig
 from pftlab.training.phase import Phase
 
@@ -72,7 +83,7 @@ def server_update(
     num_clients: int,
     params: Collection[str],
 ) -> tuple[Weights, State]:
-    avg = average(global_weights, updates)
+    avg = average(global_weights, updates, cfg)
     lr, state, out = server_lr(cfg), dict(server_state), dict(avg)
     if lr != 1.0:
         for k in avg:
@@ -80,7 +91,11 @@ def server_update(
                 out[k] = global_weights[k] + lr * (avg[k] - global_weights[k])
     for n in updates[0].extra:
         c = state.get(f"c/{n}", torch.zeros_like(updates[0].extra[n]))
-        state[f"c/{n}"] = c + sum(u.extra[n] for u in updates) / num_clients
+        if cfg.aggregate == "mean":
+            state[f"c/{n}"] = c + sum(u.extra[n] for u in updates) / num_clients
+        else:  # the sum over the round's clients, as |S| times their robust centre
+            center = robust_center([u.extra[n] for u in updates], cfg.aggregate, cfg.trim)
+            state[f"c/{n}"] = c + len(updates) * center / num_clients
     return out, state
 
 

@@ -56,7 +56,7 @@ def server_update(
     num_clients: int,
     params: Collection[str],
 ) -> tuple[Weights, State]:
-    return average(global_weights, updates), server_state
+    return average(global_weights, updates, cfg), server_state
 
 
 BASELINE = Baseline(
