@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
+import errno
+import os
+import select
 import sys
 from pathlib import Path
 
 from pftlab import __version__
-from pftlab.core.args import Parser, check_out_dir
+from pftlab.core.args import Parser, check_cache_writable, check_out_dir, check_outputs
 from pftlab.core.errors import UserError, one_line
 
 CHECK_HELP = "only validate: config, data files, method plans and output path; build and write nothing"
@@ -28,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"progress": False})})
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     plan = check_run(cfg, out, args.seeds)  # cheap: refuses bad input before any work is done
+    check_cache_writable()  # check_run probed the run directory (check_out_dir); the cache takes files too
     if args.check:
         print(plan)
         return 0
@@ -64,6 +68,7 @@ def _models(args: argparse.Namespace) -> int:
     raw = apply_overrides({"data": {"benchmark": args.benchmark, "size": "quick"}}, args.set)
     cfg = from_dict(raw)
     check_data(cfg)  # missing data files: one line saying which, before anything is decoded
+    check_cache_writable()  # decoding caches the arrays
     fed = build_federation(cfg.data, cfg.seed)
     shape, classes = fed.input_shape, fed.num_classes
     unit = "image" if len(shape) == 3 else "input"
@@ -103,7 +108,7 @@ def _data_show(args: argparse.Namespace) -> int:
     raw = apply_overrides({"seed": args.seed, "data": {"benchmark": args.name, "size": args.size}}, args.set)
     cfg = from_dict(raw)
     out = Path(args.out) if args.out else Path("runs") / f"data-{cfg.data.benchmark}-{cfg.data.size}.png"
-    check_out_dir(out.parent)
+    check_outputs(out.parent)
     if out.is_dir():
         raise UserError(f"--out {str(out)!r} is a folder; give the path of a .png file")
     if args.check:
@@ -121,13 +126,13 @@ def _analyze(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from pftlab.experiment.check import check_data, check_methods
+    from pftlab.experiment.check import check_data
 
     out = Path(args.out)
-    check_out_dir(out)
     if args.analysis == "distortion":
         from pftlab.analysis.distortion_drop import read_clients, run_distortion
 
+        check_out_dir(out)  # reads a run directory only: no cache
         read_clients(Path(args.source))  # refuses a missing or malformed RUN_DIR/clients.csv before writing
         if args.check:
             print(f"run directory OK: {args.source}; results would go to {out}/")
@@ -139,18 +144,24 @@ def _analyze(args: argparse.Namespace) -> int:
     from pftlab.analysis.common import setup
     from pftlab.experiment.config import load_config
 
+    check_outputs(out)
     cfg = load_config(Path(args.source), args.set)
     if args.clients < 0:
         raise UserError(f"--clients must be >= 0 (0 = every client), got {args.clients}")
-    levels = getattr(args, "levels", [0.0])
-    if any(not math.isfinite(b) or b < 0 for b in levels):
-        raise UserError(f"--levels must be finite flooding levels >= 0, got {levels}")
+    if args.analysis == "curves":
+        from pftlab.analysis.curves import check_curves
+
+        work = check_curves(cfg)  # every variant's parameters and epoch budget, before any data is decoded
+    else:
+        from pftlab.analysis.flooding import check_flooding
+
+        work = check_flooding(cfg, args.levels)
+    data = check_data(cfg)
     if args.check:
-        print(f"config OK: {check_data(cfg)}; methods {', '.join(check_methods(cfg))}; results would go to {out}/")
+        print(f"config OK: {data}; {args.analysis}: {work}; results would go to {out}/")
         return 0
     with Progress(console=Console(stderr=True), disable=args.no_progress) as progress:
-        s = setup(cfg)
-        out.mkdir(parents=True, exist_ok=True)
+        s = setup(cfg)  # the output folder is made by the first write: a refusal leaves nothing behind
         if args.analysis == "curves":
             from pftlab.analysis.curves import run_curves
 
@@ -172,6 +183,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from pftlab.bench import run_bench
 
+    check_outputs(Path(args.out))
     console = Console(stderr=True)
     result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
@@ -299,3 +311,60 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pftlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as err:
+        if not _stdout_gone():
+            err.add_note(BUG_NOTE)
+            raise
+        return 141  # whoever read our output stopped (`pftlab methods | head -1`): quietly, as a shell pipe does
+    except OSError as err:
+        if err.errno not in FILESYSTEM_ERRNOS:
+            err.add_note(BUG_NOTE)
+            raise
+        print(f"pftlab: error: {one_line(filesystem_message(err))}", file=sys.stderr)
+        return 2
+    except Exception as err:  # anything else is a bug in pftlab (or a plugin): keep the traceback, say so
+        err.add_note(BUG_NOTE)
+        raise
+
+
+def _stdout_gone() -> bool:
+    """True when stdout is a pipe whose reader has gone away; then stdout is pointed at /dev/null, so that
+    exiting (which flushes it) prints nothing more."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(event & select.POLLERR for _, event in poller.poll(0))  # a pipe's write end without reader
+    except (OSError, ValueError, AttributeError):  # not a real file (captured output), or no poll here
+        return False
+    if gone:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return gone
+
+
+# What the file system or the user's paths can cause at run time, after every check passed: a full disk, a
+# folder made read-only or deleted meanwhile, a name too long, a link loop. One line and exit code 2, not a bug.
+FILESYSTEM_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "ELOOP", "ENOTDIR", "EISDIR",
+        "EEXIST", "ENOTEMPTY", "EMLINK", "EXDEV", "EIO", "EMFILE", "ENFILE", "ETXTBSY", "ESTALE", "EBUSY",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
+BUG_NOTE = (
+    f"pftlab: internal error: this is a bug in pftlab {__version__} (or in a plugin), not a problem with your "
+    "input; please report it with the traceback above"
+)
+
+
+def filesystem_message(err: OSError) -> str:
+    """'cannot write PATH: REASON (ERRNO)' plus what would fix it."""
+    name = errno.errorcode.get(err.errno or 0, "")
+    where = " -> ".join(repr(str(f)) for f in (err.filename, err.filename2) if f) or "a file"
+    reason = f"{err.strerror or type(err).__name__}{f' ({name})' if name else ''}"
+    return (
+        f"cannot use {where}: {reason}; give folders you can write to, on a file system with free space "
+        "(--out, $PFTLAB_CACHE), and do not change them while pftlab runs"
+    )

@@ -76,3 +76,33 @@ def test_an_evaluating_callback_does_not_leave_training_in_eval_mode(quickstart:
     budget = PersonalizeConfig(epochs=3, methods=["ft"])
     train(model, [Phase("all", 3, 0.01)], data, budget, 0, "p", 0, on_epoch=evaluate)
     assert not torch.equal(seen[1], seen[2]), "running statistics froze after the first callback"
+
+
+def test_a_diverged_client_is_left_out_of_the_curves_and_named(
+    small, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client whose loss turns non-finite drops out of every mean, its earlier epochs too; all of them: refused."""
+    import pftlab.analysis.curves as curves
+    from pftlab.analysis.common import local_and_global
+
+    real = curves.train
+    first, second = (c.client_id for c in small.fed.clients[:2])
+    failing: set[int] = {first}
+
+    def diverging(*args, on_epoch=None, **kwargs):
+        if args[6] in failing:
+            on_epoch(1, 123.0)  # one epoch recorded, then the loss blows up
+            raise FloatingPointError(f"client {args[6]}: training loss became nan in epoch 1")
+        return real(*args, on_epoch=on_epoch, **kwargs)
+
+    monkeypatch.setattr(curves, "train", diverging)
+    rows = run_curves(small, tmp_path / "one", clients=2)
+    small.model.load_state_dict(small.weights)
+    own, _ = local_and_global(small.model, small.pool, second)
+    assert {round(r["local"], 4) for r in rows if r["epoch"] == 0} == {round(own, 4)}, "only the second client"
+    assert max(r["epoch"] for r in rows) == 2, "the other client trained the whole budget"
+    assert f"1 of 2 clients diverged and are left out, e.g. client {first}" in capsys.readouterr().err
+    failing.add(second)
+    with pytest.raises(UserError, match="training diverged on every client"):
+        run_curves(small, tmp_path / "all", clients=2)
+    assert not (tmp_path / "all").exists()

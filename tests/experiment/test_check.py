@@ -38,3 +38,18 @@ def test_check_reads_user_data_and_refuses_a_client_without_a_test_sample(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pftlab: error: client 1 ('b') has 2 samples"), err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_block_the_model_lacks_is_refused_before_the_global_stage(
+    quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pftlab.core.errors import UserError
+    from pftlab.experiment import checkpoint
+    from pftlab.experiment.config import load_config
+    from pftlab.experiment.runner import run_experiment
+
+    monkeypatch.setattr(checkpoint, "run_global_stage", lambda *a, **k: pytest.fail("the global stage started"))
+    cfg = load_config(quickstart, [*tiny, 'personalize.methods=["surgical-ft"]', 'method.surgical-ft.block="x.y"'])
+    with pytest.raises(UserError, match=r"^method\.surgical-ft: the model has no trainable block 'x\.y'; blocks"):
+        run_experiment(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -91,3 +91,48 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     broken.write_text("[data\nnum_clients = 3")
     with pytest.raises(UserError, match="not valid TOML"):
         load_config(broken)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# a comment only\n", "  \t\n"])
+def test_an_empty_config_file_is_refused(text: str, tmp_path: Path) -> None:
+    """docs/reliability.md: an empty config is refused, not silently a 30-round default run."""
+    path = tmp_path / "empty.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"is empty .*\[data\] benchmark"):
+        load_config(path)
+    with pytest.raises(UserError, match="is empty"):
+        load_config(path, ["data.benchmark=heart"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "seed = " + "[" * 5000 + "]" * 5000,
+        "x = " + "{a = " * 5000 + "1" + "}" * 5000,
+        "x" + ".k" * 20_000 + " = 1",
+        "[x" + ".k" * 20_000 + "]\nv = 1",
+        "[data]\ndomains = " + "[" * 20 + "]" * 20,
+    ],
+    ids=["array", "inline-table", "dotted-key", "table-header", "depth-20"],
+)
+def test_deeply_nested_values_are_refused_in_one_line(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"nested|dotted parts") as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_deep_overrides_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--set seed: the value is nested too deeply"):
+        load_config(None, ["seed=" + "[" * 5000 + "]" * 5000])
+    with pytest.raises(UserError, match="nested more than 16 levels"):
+        load_config(None, ["x" + ".k" * 5000 + "=1"])
+
+
+def test_a_long_line_of_numbers_is_not_mistaken_for_a_deep_key(tmp_path: Path) -> None:
+    path = tmp_path / "grid.toml"
+    values = ", ".join(["0.001"] * 200)
+    path.write_text(f'[personalize]\nmethods = ["ft"]\n[search.ft]\nlr = [\n  {values}\n]\n')
+    with pytest.raises(UserError, match="give 1 to 64 values, got 200"):
+        load_config(path)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
+from rich.progress import Progress
 from torch import nn
 
+from pftlab.core.errors import UserError
+from pftlab.core.schema import validation_message
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.matrix import EvalPool, correct_row
@@ -16,6 +22,8 @@ from pftlab.experiment.checkpoint import global_model
 from pftlab.experiment.config import Config
 from pftlab.experiment.runner import set_threads
 from pftlab.models import build_model
+from pftlab.personalize import recipe
+from pftlab.training.phase import Phase
 
 
 @dataclass
@@ -25,6 +33,42 @@ class Setup:
     model: nn.Module
     weights: dict[str, torch.Tensor]
     pool: EvalPool
+
+
+def analysis_phases(cfg: Config, method: str, overrides: Mapping[str, Any], what: str) -> list[Phase]:
+    """The phases an analysis trains for `method`: its [method.X] table with `overrides`, under the shared budget.
+
+    Every problem (a parameter out of range, a plan that cannot fill personalize.epochs) is a UserError naming
+    the analysis, so it is refused by `--check` and before any data is decoded or any model is trained.
+    """
+    spec = recipe(method)
+    try:
+        params = spec.Params.model_validate({**cfg.method.get(method, {}), **overrides})
+    except ValidationError as err:
+        raise UserError(f"{what}: {validation_message(err, spec.Params, f'method.{method}.')}") from None
+    problem = spec.check(params, cfg.personalize)
+    if problem:
+        raise UserError(f"{what}: method.{method}: {problem}")
+    try:
+        return spec.recipe(params, cfg.personalize)
+    except ValueError as err:  # a plan that does not fill the epoch budget, or has several runs
+        raise UserError(f"{what}: method.{method}: {err}") from None
+
+
+def diverged(what: str, failed: list[str], total: int, progress: Progress | None = None) -> None:
+    """Say which clients diverged (left out of the means); if all `total` did, the analysis is refused."""
+    if not failed:
+        return
+    if len(failed) == total:
+        raise UserError(
+            f"analysis {what}: training diverged on every client ({failed[0]}); "
+            "lower the learning rate (personalize.* or the [method.X] table)"
+        )
+    line = f"warning: analysis {what}: {len(failed)} of {total} clients diverged and are left out, e.g. {failed[0]}"
+    if progress is not None:
+        progress.console.print(line, markup=False, highlight=False)
+    else:
+        print(line, file=sys.stderr)
 
 
 def setup(cfg: Config) -> Setup:

@@ -11,10 +11,11 @@ from typing import Any
 
 from rich.progress import Progress
 
-from pftlab.analysis.common import Setup, local_and_global, mean_rows
+from pftlab.analysis.common import Setup, analysis_phases, diverged, local_and_global, mean_rows
 from pftlab.core.io import write_csv, write_png
-from pftlab.personalize import recipe
+from pftlab.experiment.config import Config
 from pftlab.training.loop import train
+from pftlab.training.phase import Phase
 
 VARIANTS: dict[str, list[tuple[str, str, dict[str, float]]]] = {
     "FT (learning rate)": [(f"lr={lr}", "ft", {"lr": lr}) for lr in (0.003, 0.01, 0.03)],
@@ -24,18 +25,36 @@ VARIANTS: dict[str, list[tuple[str, str, dict[str, float]]]] = {
 REFERENCE: tuple[str, str, dict[str, float]] = ("LP-FT", "lp-ft", {})
 
 
-def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Per variant and epoch, client-averaged local and global accuracy; writes curves.csv and curves.png."""
-    chosen = s.fed.clients[: clients or None]
+def curve_jobs(cfg: Config) -> list[tuple[str, str, list[Phase]]]:
+    """(family, variant, phases) of every curve; a variant the config's tables or budget cannot run is a UserError."""
     jobs = [(family, *v) for family, vs in VARIANTS.items() for v in vs] + [("reference", *REFERENCE)]
+    return [
+        (family, label, analysis_phases(cfg, method, overrides, f"analyze curves ({family}: {label})"))
+        for family, label, method, overrides in jobs
+    ]
+
+
+def check_curves(cfg: Config) -> str:
+    """What `run_curves` would train, checked without training it: every variant's parameters and budget."""
+    jobs = curve_jobs(cfg)
+    return f"{len(jobs)} variants x {cfg.personalize.epochs} epochs"
+
+
+def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Per variant and epoch, client-averaged local and global accuracy; writes curves.csv and curves.png.
+
+    A client whose training diverges (a non-finite loss, e.g. at a huge learning rate) is left out of that
+    variant's mean and named in a warning; a variant where every client diverges is a UserError.
+    """
+    chosen = s.fed.clients[: clients or None]
+    jobs = curve_jobs(s.cfg)
     task = progress.add_task("accuracy vs epoch", total=len(jobs) * len(chosen)) if progress else None
-    rows = []
-    for family, label, method, overrides in jobs:
-        spec = recipe(method)
-        params = spec.Params.model_validate({**s.cfg.method.get(method, {}), **overrides})
-        phases = spec.recipe(params, s.cfg.personalize)
+    rows: list[dict[str, Any]] = []
+    for family, label, phases in jobs:
+        failed: list[str] = []
         for client in chosen:
             s.model.load_state_dict(s.weights)
+            done = len(rows)
 
             def record(
                 epoch: int, loss: float, cid: int = client.client_id, tag: tuple[str, str] = (family, label)
@@ -54,18 +73,23 @@ def run_curves(s: Setup, out: Path, clients: int = 0, progress: Progress | None 
                 )
 
             record(0, float("nan"))
-            train(
-                s.model,
-                phases,
-                client.train,
-                s.cfg.personalize,
-                s.cfg.seed,
-                "personalize",
-                client.client_id,
-                on_epoch=record,
-            )
+            try:
+                train(
+                    s.model,
+                    phases,
+                    client.train,
+                    s.cfg.personalize,
+                    s.cfg.seed,
+                    "personalize",
+                    client.client_id,
+                    on_epoch=record,
+                )
+            except FloatingPointError as err:
+                del rows[done:]  # a diverged client's epochs stay out of the means
+                failed.append(str(err))
             if progress and task is not None:
                 progress.update(task, advance=1)
+        diverged(f"{family}: {label}", failed, len(chosen), progress)
     curves = mean_rows(rows, ("local", "global"), ("family", "variant", "epoch"))
     write_csv(out / "curves.csv", curves)
     plot_curves(curves, out / "curves.png")

@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 
 from pftlab.core.errors import UserError
 from pftlab.core.io import write_csv, write_png
+from pftlab.report.text import plain
 
 
 def read_clients(run_dir: Path) -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def run_distortion(run_dir: Path, out: Path) -> dict[str, float]:
     for k, method in enumerate(dict.fromkeys(p["method"] for p in points)):
         pts = [p for p in points if p["method"] == method]
         x, y = np.array([p["distortion_own"] for p in pts]), np.array([p["global_drop"] for p in pts])
-        ax.scatter(x, y, s=18, color=f"C{k}", label=method, alpha=0.8)
+        ax.scatter(x, y, s=18, color=f"C{k}", label=plain(method), alpha=0.8)
     x = np.array([p["distortion_own"] for p in points])
     y = np.array([p["global_drop"] for p in points])
     moving = x > 0

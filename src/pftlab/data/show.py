@@ -62,7 +62,9 @@ def label_heatmap(fed: FederatedData, path: Path) -> None:
     ax.set_ylabel("client")
     ax.set_xticks(range(fed.num_classes))
     if fed.num_clients <= 60:
-        ax.set_yticks(range(fed.num_clients), [f"{c.client_id} {c.domain}".strip() for c in fed.clients], fontsize=7)
+        # a user's client or domain name is text, never mathtext: '$' is escaped
+        names = [f"{c.client_id} {c.domain}".strip().replace("$", r"\$") for c in fed.clients]
+        ax.set_yticks(range(fed.num_clients), names, fontsize=7)
     ax.set_title(f"{fed.name}: training samples per client and class")
     fig.colorbar(im, ax=ax, label="samples")
     write_png(path, fig, dpi=110)

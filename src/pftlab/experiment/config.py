@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -137,11 +138,61 @@ class Config(Strict):
         return out
 
 
+MAX_DEPTH = 16  # tables and lists inside one another; a config needs 4
+
+
+def check_depth(raw: Any, limit: int = MAX_DEPTH, what: str = "config") -> None:
+    """Refuse a value nested deeper than `limit` (lists and tables inside one another), without recursing.
+
+    A value nested thousands deep would otherwise end in a RecursionError somewhere in validation.
+    The message names the key down to its third level (a key as long as the nesting is never built).
+    """
+    stack: list[tuple[Any, int, str]] = [(raw, 0, "")]
+    while stack:
+        node, depth, key = stack.pop()
+        if depth > limit:
+            where = f"the value of {key}" if key else "a value"
+            raise UserError(f"{what}: {where} is nested more than {limit} levels deep; flatten it")
+        if isinstance(node, dict):
+            items: Any = node.items()
+        elif isinstance(node, list | tuple):
+            items = enumerate(node)
+        else:
+            continue
+        for k, v in items:  # the key is named down to its third table; list items keep their table's key
+            named = depth < 3 and isinstance(node, dict)
+            stack.append((v, depth + 1, (f"{key}.{k}" if key else str(k)) if named else key))
+
+
+_KEY_PART = re.compile(r"""[\w\-"' ]+""")  # a bare or quoted key, between two dots of a dotted key
+
+
+def check_key_depth(text: str, what: str, limit: int = 4 * MAX_DEPTH) -> None:
+    """Refuse a dotted key of more than `limit` parts (`a.b.c = 1`, `[a.b.c]`, `{a.b.c = 1}`) before TOML reads it.
+
+    tomllib's time and memory grow with the square of a dotted key's length (a 20,000-part key in a 40 kB
+    file takes 1.8 GB and seconds; 200,000 parts, minutes); no config needs more than a few parts. Linear in
+    the text: each line is split at its dots once. A run of `limit` dots with a key-like word between each two
+    is refused (a line of numbers has commas between its dots; a string value of 64 dotted words would be too).
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") < limit:  # cheap: most lines have few dots
+            continue
+        run = 0
+        for part in line.split(".")[1:-1]:  # the words between two dots
+            run = run + 1 if _KEY_PART.fullmatch(part) and part.strip() else 0
+            if run >= limit - 1:
+                raise UserError(f"{what}: line {number}: a key of more than {limit} dotted parts; flatten it")
+
+
 def from_dict(raw: dict[str, Any]) -> Config:
+    check_depth(raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
         raise UserError(validation_message(err, Config)) from None
+    except RecursionError:  # a self-referencing dict or list, built in Python
+        raise UserError("config: a value contains itself or is nested too deeply; flatten it") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -149,10 +200,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. --set personalize.epochs=5")
+    check_key_depth(value, f"--set {key.strip()}")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
+    except RecursionError:
+        raise UserError(f"--set {key.strip()}: the value is nested too deeply; flatten it") from None
+    check_depth(parsed, what=f"--set {key.strip()}")
     if isinstance(parsed, float) and not math.isfinite(parsed):
         raise UserError(f"--set {key.strip()}: must be a finite number (got {value})")
     return key.strip().split("."), parsed
@@ -175,12 +230,23 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> Config:  # type
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file {str(path)!r} not found")
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            if not path.is_file():
+                raise UserError(f"config file {str(path)!r} not found")
+            text = path.read_text(encoding="utf-8")
+            check_key_depth(text, f"config file {str(path)!r}")
+            raw = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise UserError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+        except RecursionError:
+            raise UserError(f"config file {str(path)!r}: a value is nested too deeply to read; flatten it") from None
+        except OSError as err:  # a file that cannot be read (permissions, a FIFO's error, an I/O error)
+            raise UserError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
+        if not raw:
+            raise UserError(
+                f"config file {str(path)!r} is empty (no keys, only blanks or comments); give at least "
+                "[data] benchmark = \"...\" (see configs/quickstart.toml, or 'pftlab data list' for the names)"
+            )
     return from_dict(apply_overrides(raw, list(overrides)))
 
 

@@ -26,6 +26,8 @@ from torch import nn
 
 from pftlab import __version__
 from pftlab.core.allocator import keep_freed_memory
+from pftlab.core.args import check_outputs
+from pftlab.core.errors import UserError
 from pftlab.core.io import config_hash, load_weights, save_weights
 from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manifest, write_sealed
 from pftlab.core.weights import Weights, all_finite
@@ -38,8 +40,9 @@ from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.models import build_model, head_module
 from pftlab.models.identity import compute_identity, model_identity
-from pftlab.personalize import METHODS, Baseline, personalize_batch, personalize_client, recipe, supports
+from pftlab.personalize import METHODS, Baseline, Method, personalize_batch, personalize_client, recipe, supports
 from pftlab.personalize.baselines import train_baseline
+from pftlab.training.loop import trained_params
 
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
@@ -304,6 +307,22 @@ def baseline_all(
     return rows, dist, _fill(rows, dist, done), reused
 
 
+def check_blocks(model: nn.Module, cfg: Config, head: str) -> None:
+    """Every phase of every method's plan (each grid point) trains a block the model has: a
+    surgical-ft `block` the model lacks is refused now, not after the global stage."""
+    for name in cfg.personalize.methods:
+        spec = METHODS[name]
+        if not isinstance(spec, Method) or spec.custom is not None:
+            continue
+        for params in cfg.search_grid(name):
+            for run in spec.checked_plan(params, cfg.personalize).runs:
+                for phase in run.phases:
+                    try:
+                        trained_params(model, phase.train, head)
+                    except UserError as err:
+                        raise UserError(f"method.{name}: {err}") from None
+
+
 # Bump when a change of code changes the numbers a saved result holds (chunks, baselines, runs).
 RESULTS_FORMAT = 1
 RESULTS = ".results"  # per-method sealed results inside a run directory, kept for reruns
@@ -362,6 +381,7 @@ def run_experiment(
     whose last layer is the submodule named `head`; its identity is part of every key.
     """
     console = console or Console(stderr=True)
+    check_outputs(out)  # the run folder and the cache can be written: refused now, not after the compute
     threads = set_threads(cfg.runtime.threads)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -370,6 +390,7 @@ def run_experiment(
 
     make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
     model = make(fed.input_shape, fed.num_classes)
+    check_blocks(model, cfg, head)
     parts = key_parts(cfg, fed, model, model_fn)
     key = config_hash(parts)
     shutil.rmtree(out / ".partial", ignore_errors=True)  # resume state of pftlab before sealed results

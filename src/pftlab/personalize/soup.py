@@ -3,6 +3,8 @@
 Each ingredient gets the whole epoch budget, so a soup costs K times FT.
 """
 
+from typing import Annotated
+
 from pydantic import Field
 
 from pftlab.core.schema import Strict
@@ -13,7 +15,9 @@ from pftlab.training.phase import Phase
 
 class Params(Strict):
     ingredients: int = Field(3, ge=1, le=100)
-    lrs: list[float] = Field(default=[0.005, 0.01, 0.02], min_length=1, max_length=100, description="cycled")
+    lrs: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default=[0.005, 0.01, 0.02], min_length=1, max_length=100, description="learning rates in (0, 100], cycled"
+    )
 
 
 def plan(p: Params, budget: PersonalizeConfig) -> Plan:

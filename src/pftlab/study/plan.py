@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pftlab.core.args import check_outputs
 from pftlab.core.errors import UserError
 from pftlab.core.io import cache_dir
 from pftlab.data.benchmarks import BENCHMARKS
@@ -137,6 +138,7 @@ def plan_cells(req: Request) -> list[Cell]:
     seeds = check_seeds(list(req.seeds))
     methods = check_methods(list(req.methods))
     configs = benchmark_configs(req.configs, list(req.benchmarks))
+    check_outputs(req.out)  # the study folder (DIR/cache inside it) and the user cache (decoded arrays) take files
     return [
         Cell(name, s, cell_config(req, name, raw, s, methods), req.out / "runs" / name / f"seed{s}")
         for name, raw in configs.items()

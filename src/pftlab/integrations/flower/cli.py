@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pftlab.core.args import Parser, check_out_dir
+from pftlab.core.args import Parser, check_cache_writable, check_out_dir
 from pftlab.core.errors import UserError
 
 
@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     cfg = load_config(Path(args.config), args.set)
     out = check_out_dir(Path(args.out))
+    check_cache_writable()
     run_dir = Path(args.run_dir) if args.run_dir else out / "run"
     paths = export(cfg, out, run_dir, args.round_timeout, args.nodes_timeout)
     print(f"wrote {len(paths)} partition files to {out / 'clients'}/, {out / 'config.toml'} and {out / 'app'}/")
