@@ -53,3 +53,32 @@ def test_a_block_the_model_lacks_is_refused_before_the_global_stage(
     with pytest.raises(UserError, match=r"^method\.surgical-ft: the model has no trainable block 'x\.y'; blocks"):
         run_experiment(cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_without_bars_a_long_stage_says_how_far_it_is(
+    quickstart: Path, tiny: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from pftlab.core.heartbeat import Heartbeat
+    from pftlab.experiment import runner
+    from pftlab.experiment.config import load_config
+
+    monkeypatch.setenv("PFTLAB_CACHE", str(tmp_path / "cache"))  # the global stage trains here, not reused
+    # every interval has passed at every tick: a line per round and per client
+    monkeypatch.setattr(runner, "Heartbeat", lambda say, stage, total: Heartbeat(say, stage, total, every=0.0))
+    cfg = load_config(quickstart, [*tiny, 'personalize.methods=["ft","fedper"]', "runtime.batch_clients=1"])
+    text = io.StringIO()
+    runner.run_experiment(cfg, tmp_path / "run", console=Console(file=text, width=200))
+    lines = text.getvalue().splitlines()
+    rounds = [
+        re.fullmatch(r"global model rounds: (\d)/3, train loss \d+\.\d{3} \(\d\d:\d\d:\d\d\)", ln) for ln in lines
+    ]
+    assert [m.group(1) for m in rounds if m] == ["1", "2", "3"]
+    assert [ln.split(" (")[0] for ln in lines if ln.startswith("ft clients: ")] == [
+        f"ft clients: {k}/4" for k in (1, 2, 3, 4)
+    ]
+    assert sum(ln.startswith("fedper rounds: ") for ln in lines) == 3

@@ -28,6 +28,7 @@ from pftlab import __version__
 from pftlab.core.allocator import keep_freed_memory
 from pftlab.core.args import check_outputs
 from pftlab.core.errors import UserError
+from pftlab.core.heartbeat import Heartbeat
 from pftlab.core.io import config_hash, load_weights, save_weights
 from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manifest, write_sealed
 from pftlab.core.weights import Weights, all_finite
@@ -415,6 +416,11 @@ def run_experiment(
         disable=not cfg.runtime.progress,
     )
 
+    def heartbeat(stage: str, total: int) -> Heartbeat:
+        """Without bars, a line at least every 30 s of a long stage (rounds or clients done, the time)."""
+        say = (lambda text: None) if cfg.runtime.progress else (lambda text: console.print(text, highlight=False))
+        return Heartbeat(say, stage, total)
+
     def log(stage: str, seconds: float, reused: bool) -> None:
         """Without bars (logs, overnight studies), one line per finished stage says where the run is."""
         if not cfg.runtime.progress:
@@ -426,7 +432,11 @@ def run_experiment(
         t0 = time.perf_counter()
         task = progress.add_task(f"global ({cfg.federated.algorithm})", total=cfg.federated.rounds, info="")
         weights, ckpt, reused = global_model(
-            model, fed, cfg, lambda r, loss: progress.update(task, advance=1, info=f"train loss {loss:.3f}"), head
+            model,
+            fed,
+            cfg,
+            functools.partial(_advance_round, progress, task, heartbeat("global model rounds", cfg.federated.rounds)),
+            head,
         )
         if reused:
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
@@ -457,7 +467,9 @@ def run_experiment(
                     pool,
                     global_features,
                     head,
-                    functools.partial(_advance_round, progress, task),
+                    functools.partial(
+                        _advance_round, progress, task, heartbeat(f"{method} rounds", cfg.federated.rounds)
+                    ),
                     stores[method],
                     keys[method],
                 )
@@ -474,7 +486,7 @@ def run_experiment(
                     method,
                     pool,
                     global_features,
-                    functools.partial(_advance, progress, task),
+                    functools.partial(_advance, progress, task, heartbeat(f"{method} clients", fed.num_clients)),
                     head,
                     stores[method],
                     keys[method],
@@ -526,12 +538,14 @@ def write_global_weights(checkpoint: Path, target: Path) -> None:
     save_weights(target, load_weights(checkpoint), meta)
 
 
-def _advance(progress: Progress, task: TaskID, k: int) -> None:
+def _advance(progress: Progress, task: TaskID, beat: Heartbeat, k: int) -> None:
     progress.update(task, advance=k)
+    beat.tick(k)
 
 
-def _advance_round(progress: Progress, task: TaskID, rnd: int, loss: float) -> None:
-    progress.update(task, advance=1)
+def _advance_round(progress: Progress, task: TaskID, beat: Heartbeat, rnd: int, loss: float) -> None:
+    progress.update(task, advance=1, info=f"train loss {loss:.3f}")
+    beat.tick(1, f"train loss {loss:.3f}")
 
 
 def _in_run_order(summary: dict[str, Any], cfg: Config) -> dict[str, Any]:
