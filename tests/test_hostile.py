@@ -44,6 +44,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.test_cli_fuzz import problem as promise_kept
 
 from pftlab.cli import BUG_NOTE, FILESYSTEM_ERRNOS, main
 from pftlab.personalize import METHODS
@@ -80,12 +81,12 @@ def call(argv: list[str]) -> tuple[int | None, str, str]:
 
 
 def problem(code: int | None, err: str, tb: str) -> str | None:
-    """What is wrong with one outcome, or None when it keeps the promise (exit 0, or exit 2 with one line)."""
+    """What is wrong with one outcome, or None when it keeps the promise (exit 0, or exit 2 with one line):
+    the fuzz's check, with a traceback named by its last line that is not the bug note."""
     if tb:
         lines = [x for x in tb.strip().splitlines() if x and not x.startswith(("pftlab: internal error", " "))]
         return f"traceback: {(lines or ['?'])[-1][:300]}"
-    if code == 0:
-        return None
+    return promise_kept(code, err, "")
     if code != 2:
         return f"exit code {code}: {err[-300:]!r}"
     lines = err.splitlines()
