@@ -36,12 +36,12 @@ from pftlab.core.seeding import numpy_rng
 from pftlab.core.weights import Weights
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
-from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
 from pftlab.evaluate.metrics import summarize
+from pftlab.evaluate.scoring import Scoring
 from pftlab.experiment.checkpoint import global_model
 from pftlab.experiment.config import Config, from_dict
 from pftlab.experiment.runner import HEAD_CHUNKS, client_chunks, personalize_all, personalize_chunk, set_threads
-from pftlab.models import build_model, features, head_module
+from pftlab.models import build_model, features
 from pftlab.personalize import recipe
 
 METHODS = ("ft", "lp", "lp-ft")
@@ -135,17 +135,12 @@ def ft_flops_per_sample(model: torch.nn.Module, shape: tuple[int, ...], batch: i
 
 def pftlab_work(model: nn.Module, weights: Weights, fed: FederatedData, cfg: Config) -> dict[str, np.ndarray]:
     """The workload through pftlab: cached features, batched clients, pooled matrix."""
-    pool = EvalPool.of(fed)
     model.load_state_dict(weights)
-    feats = pool_features(model, pool)
-    out = {
-        "global-model": np.tile(
-            correct_row_from_features(head_module(model, "head"), pool, feats), (fed.num_clients, 1)
-        )
-    }
+    scoring = Scoring.make(fed, model, "head", "full", 0, 0, cfg.seed)
+    out = {"global-model": scoring.global_row(model)}
     for method in METHODS:
-        out[method] = personalize_all(model, weights, fed, cfg, method, pool, feats)[0]
-    return out
+        out[method] = personalize_all(model, weights, fed, cfg, method, scoring)[0]
+    return {m: np.asarray(v) for m, v in out.items()}
 
 
 def metrics(correct: dict[str, np.ndarray], sizes: np.ndarray) -> dict[str, dict[str, float]]:
@@ -161,10 +156,9 @@ def memory_child(clients: int, quick: bool = False) -> dict[str, float]:
     model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
     weights, _, _ = global_model(model, fed, cfg)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    pool = EvalPool.of(fed)
-    feats = pool_features(model, pool)
+    scoring = Scoring.make(fed, model, "head", "full", 0, 0, cfg.seed)
     for method in cfg.personalize.methods:
-        personalize_all(model, weights, fed, cfg, method, pool, feats)
+        personalize_all(model, weights, fed, cfg, method, scoring)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"clients": clients, "peak_mib": peak, "before_personalization_mib": base}
 

@@ -13,6 +13,8 @@ DEFINITIONS = {
     "global": "hits of model i on all other clients' test samples / their number (sample-weighted)",
     "global_balanced": "mean over j != i of A[i, j] (each other client counts once)",
     "worst": "min over j != i of A[i, j]",
+    "global_same_domain": "hits of model i on other clients of its own domain / their test samples",
+    "global_other_domain": "hits of model i on clients of other domains / their test samples",
     "c_std": "population std over clients of local (ddof = 0)",
     "average": "(local + global) / 2, as the study's text defines it",
     "average3": "(local + global + worst) / 3, what the study's table actually reports",
@@ -22,6 +24,15 @@ DEFINITIONS = {
     "cka_others": "the same on every other client's test samples",
 }
 PER_CLIENT = ("local", "global", "global_balanced", "worst")
+DOMAIN_SPLIT = ("global_same_domain", "global_other_domain")
+
+
+def domain_split(domains: np.ndarray | None) -> bool:
+    """Global accuracy is split by domain when several clients share a domain and there is more than one."""
+    if domains is None:
+        return False
+    _, counts = np.unique(domains, return_counts=True)
+    return len(counts) > 1 and bool((counts > 1).any())
 
 
 def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -31,7 +42,9 @@ def accuracy_matrix(correct: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return acc
 
 
-def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
+def per_client(correct: np.ndarray, sizes: np.ndarray, domains: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-client metrics; with `domains` (a number per client) shared by several clients, global
+    accuracy also on the same domain's other clients and on other domains' clients."""
     n = correct.shape[0]
     if correct.shape != (n, n) or sizes.shape != (n,) or n < 2:
         raise ValueError(
@@ -43,21 +56,35 @@ def per_client(correct: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
     other_hits[(correct < 0).any(1)] = np.nan
     other_sizes = np.where(others, sizes[None, :], 0).sum(1)
     off = acc[others].reshape(n, n - 1)
-    return {
+    out = {
         "local": np.diag(acc).copy(),
         "global": 100.0 * other_hits / other_sizes,
         "global_balanced": off.mean(1),
         "worst": off.min(1),
     }
+    if domain_split(domains):
+        assert domains is not None
+        same = domains[:, None] == domains[None, :]
+        failed = (correct < 0).any(1)
+        for name, mask in zip(DOMAIN_SPLIT, (others & same, ~same), strict=True):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = 100.0 * np.where(mask, correct, 0).sum(1) / np.where(mask, sizes[None, :], 0).sum(1)
+            value[failed] = np.nan
+            out[name] = value
+    return out
 
 
-def summarize(correct: np.ndarray, sizes: np.ndarray, digits: int = 4) -> dict[str, float]:
-    """Client means; failed clients (rows of -1) are left out, and counted in `failed`."""
-    pc = per_client(correct, sizes)
+def summarize(
+    correct: np.ndarray, sizes: np.ndarray, digits: int = 4, domains: np.ndarray | None = None
+) -> dict[str, float]:
+    """Client means; failed clients (rows of -1) are left out, and counted in `failed`. A domain-split
+    metric averages the clients it is defined for (those whose domain has another client)."""
+    pc = per_client(correct, sizes, domains)
     ok = ~np.isnan(pc["local"])
     if not ok.any():
         raise ValueError("every client failed: there is nothing to summarize")
-    out = {k: float(v[ok].mean()) for k, v in pc.items()}
+    out = {k: float(v[ok].mean()) for k, v in pc.items() if k not in DOMAIN_SPLIT}
+    out |= {k: float(np.nanmean(pc[k][ok])) for k in DOMAIN_SPLIT if k in pc and not np.isnan(pc[k][ok]).all()}
     out["c_std"] = float(pc["local"][ok].std())
     out["average"] = (out["local"] + out["global"]) / 2
     out["average3"] = (out["local"] + out["global"] + out["worst"]) / 3

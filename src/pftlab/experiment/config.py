@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from pftlab.core.errors import UserError
 from pftlab.core.schema import Strict, validation_message
 from pftlab.data.config import DataConfig
+from pftlab.evaluate.config import EvaluateConfig
 from pftlab.federated import ALGORITHMS
 from pftlab.federated.config import FederatedConfig
 from pftlab.models import AUTO, MODELS
@@ -34,6 +35,7 @@ MAX_GRID = 64
 __all__ = [
     "Config",
     "DataConfig",
+    "EvaluateConfig",
     "FederatedConfig",
     "ModelConfig",
     "PersonalizeConfig",
@@ -64,6 +66,7 @@ class Config(Strict):
     search: dict[str, dict[str, list[Any]]] = Field(
         default_factory=dict, description="per-method grids, chosen per client on its validation split"
     )
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")

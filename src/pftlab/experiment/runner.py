@@ -34,12 +34,13 @@ from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manif
 from pftlab.core.weights import Weights, all_finite
 from pftlab.data.benchmarks import build_federation
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
-from pftlab.evaluate.distortion import distortion, no_distortion
-from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
+from pftlab.evaluate.distortion import no_distortion
+from pftlab.evaluate.matrix import accuracy
+from pftlab.evaluate.scoring import Scores, Scoring
 from pftlab.experiment.checkpoint import checkpoint_key, global_model, stage_seconds, stage_stats
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
-from pftlab.models import build_model, head_module
+from pftlab.models import build_model
 from pftlab.models.identity import compute_identity, model_identity
 from pftlab.personalize import METHODS, Baseline, Method, personalize_batch, personalize_client, recipe, supports
 from pftlab.personalize.baselines import train_baseline
@@ -62,7 +63,6 @@ def no_distortion_arrays(n: int) -> dict[str, np.ndarray]:
 
 
 HEAD_CHUNKS = 16  # a head-only recipe batches this many times more clients per chunk
-FAILED = -1  # a failed client's matrix row: its model does not exist, its metrics are left out
 
 
 def client_chunks(fed: Any, size: int) -> list[list[int]]:
@@ -110,41 +110,21 @@ def personalize_chunk(
     return out
 
 
-def evaluate_client(
-    model: nn.Module,
-    weights: Weights,
-    frozen: bool,
-    pool: EvalPool,
-    global_features: torch.Tensor,
-    client: int,
-    head: str,
-) -> tuple[np.ndarray, dict[str, float]]:
-    """One personalized model's row of the matrix and its feature distortion."""
-    model.load_state_dict(weights)
-    head_net = head_module(model, head)
-    if frozen:
-        return correct_row_from_features(head_net, pool, global_features), no_distortion()
-    features = pool_features(model, pool, head)
-    return correct_row_from_features(head_net, pool, features), distortion(
-        features, global_features, pool.owner, client
-    )
-
-
 def personalize_all(
     model: nn.Module,
     global_weights: Weights,
     fed: Any,
     cfg: Config,
     method: str,
-    pool: EvalPool,
-    global_features: torch.Tensor,
+    scoring: Scoring,
     advance: Callable[[int], None] = lambda n: None,
     head: str = "head",
     store: Path | None = None,
     key: str = "",
-) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
-    """correct[i, j] for one method, each client's search choice, distortion, failed clients, and the
-    seconds each reused chunk took when it was computed (NaN when its run did not record them).
+) -> tuple[Scores, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
+    """One method's scores (the hit matrix, or sampled scores), each client's search choice,
+    distortion, failed clients, and the seconds each reused chunk took when it was computed (NaN
+    when its run did not record them).
 
     Clients run a chunk at a time (batched where the engine covers the recipe). Every client is
     personalized from the global weights with each grid point; the point with the best accuracy
@@ -155,7 +135,7 @@ def personalize_all(
     """
     candidates = cfg.search_grid(method)
     n = fed.num_clients
-    rows = np.full((n, n), FAILED, dtype=np.int64)
+    rows = scoring.empty()
     dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
     chosen: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -168,13 +148,13 @@ def personalize_all(
         done = _load_chunk(path, key, ids)
         if done is None:
             t0 = time.perf_counter()
-            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, pool, global_features, head)
+            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head)
             done["seconds"] = time.perf_counter() - t0
             if path is not None:
                 write_sealed(path, key, done)
         else:
             reused.append(float(done.get("seconds", math.nan)))
-        failed += _fill(rows, dist, done)
+        failed += _fill(scoring, rows, dist, done)
         chosen += done["chosen"]
         advance(len(ids))
     return rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]), reused
@@ -215,8 +195,7 @@ def _run_chunk(
     method: str,
     candidates: list[Any],
     ids: list[int],
-    pool: EvalPool,
-    global_features: torch.Tensor,
+    scoring: Scoring,
     head: str,
 ) -> dict[str, Any]:
     clients = [fed.clients[i] for i in ids]
@@ -224,23 +203,23 @@ def _run_chunk(
     out: dict[str, Any] = {"clients": ids, "rows": [], "distortion": [], "chosen": [], "failed": []}
     for c, (val, params, w) in zip(clients, best, strict=True):
         if isinstance(w, str):
-            out["rows"].append([FAILED] * fed.num_clients)
+            out["rows"].append(scoring.failed_row())
             out["distortion"].append(None)
             out["failed"].append({"client": c.client_id, "reason": w})
             continue
         frozen = recipe(method).backbone_frozen(params, cfg.personalize)
-        row, d = evaluate_client(model, w, frozen, pool, global_features, c.client_id, head)
-        out["rows"].append(row.tolist())
+        row, d = scoring.row(model, w, frozen, c.client_id)
+        out["rows"].append(row)
         out["distortion"].append(d)
         if len(candidates) > 1:
             out["chosen"].append({"client": c.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
     return out
 
 
-def _fill(rows: np.ndarray, dist: dict[str, np.ndarray], done: dict[str, Any]) -> list[dict[str, Any]]:
-    """Write a chunk's matrix rows and distortions into the method's arrays; return its failed clients."""
+def _fill(scoring: Scoring, rows: Scores, dist: dict[str, np.ndarray], done: dict[str, Any]) -> list[dict[str, Any]]:
+    """Write a chunk's rows and distortions into the method's arrays; return its failed clients."""
     for i, row, d in zip(done["clients"], done["rows"], done["distortion"], strict=True):
-        rows[i] = row
+        scoring.fill(rows, i, row)
         for k in DISTORTION_KEYS:
             dist[k][i] = d[k] if d else np.nan
     failed: list[dict[str, Any]] = done["failed"]
@@ -264,16 +243,15 @@ def baseline_all(
     fed: Any,
     cfg: Config,
     name: str,
-    pool: EvalPool,
-    global_features: torch.Tensor,
+    scoring: Scoring,
     head: str,
     on_round: Callable[[int, float], None],
     store: Path | None = None,
     key: str = "",
-) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
-    """A process-integrated baseline: its own federated training, then the same matrix and distortion.
+) -> tuple[Scores, dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
+    """A process-integrated baseline: its own federated training, then the same scoring and distortion.
 
-    Returns correct[i, j], distortion, failed clients, and (as personalize_all) the seconds of a
+    Returns its scores, distortion, failed clients, and (as personalize_all) the seconds of a
     reused result. Distortion is measured against the global model's features, like every other
     method. The result is sealed under `store` as one chunk of every client, so an interrupted run
     or a rerun with more methods reuses it once it verifies.
@@ -293,19 +271,19 @@ def baseline_all(
         for i, w in personal:
             done["clients"].append(i)
             if not all_finite(w):
-                done["rows"].append([FAILED] * n)
+                done["rows"].append(scoring.failed_row())
                 done["distortion"].append(None)
                 done["failed"].append({"client": i, "reason": "personalized weights are not finite"})
                 continue
-            row, d = evaluate_client(model, w, False, pool, global_features, i, head)
-            done["rows"].append(row.tolist())
+            row, d = scoring.row(model, w, False, i)
+            done["rows"].append(row)
             done["distortion"].append(d)
         done["seconds"] = time.perf_counter() - t0
         if path is not None:
             write_sealed(path, key, done)
-    rows = np.full((n, n), FAILED, dtype=np.int64)
+    rows = scoring.empty()
     dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
-    return rows, dist, _fill(rows, dist, done), reused
+    return rows, dist, _fill(scoring, rows, dist, done), reused
 
 
 def check_blocks(model: nn.Module, cfg: Config, head: str) -> None:
@@ -447,10 +425,11 @@ def run_experiment(
         keys = {m: method_key(parts, m) for m in cfg.personalize.methods}
         stores = {m: out / RESULTS / f"{m}-{k[:16]}" for m, k in keys.items()}
         _drop_stale(out / RESULTS, keep=set(stores.values()))
-        pool = EvalPool.of(fed)
-        global_features = pool_features(model, pool, head)
-        global_row = correct_row_from_features(head_module(model, head), pool, global_features)
-        correct = {"global-model": np.tile(global_row, (fed.num_clients, 1))}
+        pool_size = sum(len(c.test) for c in fed.clients)
+        mode = cfg.evaluate.resolve(fed.num_clients, pool_size)
+        ev = cfg.evaluate
+        scoring = Scoring.make(fed, model, head, mode, ev.sample_images, ev.sample_clients, cfg.seed)
+        correct: dict[str, Scores] = {"global-model": scoring.global_row(model)}
         searched: dict[str, list[dict[str, Any]]] = {}
         failed: dict[str, list[dict[str, Any]]] = {}
         distortions: dict[str, dict[str, np.ndarray]] = {"global-model": no_distortion_arrays(fed.num_clients)}
@@ -464,8 +443,7 @@ def run_experiment(
                     fed,
                     cfg,
                     method,
-                    pool,
-                    global_features,
+                    scoring,
                     head,
                     functools.partial(
                         _advance_round, progress, task, heartbeat(f"{method} rounds", cfg.federated.rounds)
@@ -484,8 +462,7 @@ def run_experiment(
                     fed,
                     cfg,
                     method,
-                    pool,
-                    global_features,
+                    scoring,
                     functools.partial(_advance, progress, task, heartbeat(f"{method} clients", fed.num_clients)),
                     head,
                     stores[method],
@@ -524,7 +501,9 @@ def run_experiment(
             "seconds_unknown": [m for m, t in earlier.items() if any(not math.isfinite(x) for x in t)],
         }
     extra = {"global_stage": stage_stats(ckpt), "failed_clients": {m: f for m, f in failed.items() if f}}
-    summary = write_results(out, cfg, fed, correct, pool.sizes, run_info, searched, distortions, extra)
+    summary = write_results(
+        out, cfg, fed, correct, scoring.pool.sizes, run_info, searched, distortions, extra, scoring.sample
+    )
     digest = {k: v if k in ("format", "model", "compute") else config_hash(v) for k, v in parts.items()}
     write_manifest(out, key, digest, {"pftlab": __version__})  # last: the folder is now a finished, verifiable run
     return summary
