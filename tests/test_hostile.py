@@ -723,6 +723,7 @@ def test_user_names_in_figures_are_drawn_literally(tmp_path: Path) -> None:
     """Client, domain and method names from the user's data, in every run figure: never parsed as mathtext."""
     from types import SimpleNamespace
 
+    from pftlab.evaluate.metrics import accuracy_matrix, per_client
     from pftlab.report.plots import local_vs_global, matrices
     from pftlab.report.text import plain
 
@@ -736,10 +737,12 @@ def test_user_names_in_figures_are_drawn_literally(tmp_path: Path) -> None:
         fed = SimpleNamespace(clients=[SimpleNamespace(client_id=i, domain=d) for i, d in enumerate(names)])
         sizes = np.full(n, 10)
         correct = {f"m{k}{name}": np.full((n, n), 5) for k, name in enumerate(names[:2])}
+        values = {m: per_client(c, sizes) for m, c in correct.items()}
+        accuracy = {m: accuracy_matrix(c, sizes) for m, c in correct.items()}
         k = next(counter)
         try:
-            local_vs_global(correct, sizes, tmp_path / f"lvg{k}.png")
-            matrices(correct, sizes, fed, tmp_path / f"m{k}.png")  # type: ignore[arg-type]
+            local_vs_global(values, tmp_path / f"lvg{k}.png")
+            matrices(accuracy, fed, range(n), tmp_path / f"m{k}.png")  # type: ignore[arg-type]
             found = None
         except Exception as err:
             found = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:200] if str(err).strip() else ''}"
@@ -749,9 +752,9 @@ def test_user_names_in_figures_are_drawn_literally(tmp_path: Path) -> None:
     for k in range(0, len(HOSTILE_NAMES), 15):  # and every listed name, in two figures
         names = HOSTILE_NAMES[k : k + 15]
         fed = SimpleNamespace(clients=[SimpleNamespace(client_id=i, domain=d) for i, d in enumerate(names)])
-        correct = {names[0]: np.full((len(names), len(names)), 5)}
+        accuracy = {names[0]: np.full((len(names), len(names)), 50.0)}
         try:
-            matrices(correct, np.full(len(names), 10), fed, tmp_path / f"all{k}.png")  # type: ignore[arg-type]
+            matrices(accuracy, fed, range(len(names)), tmp_path / f"all{k}.png")  # type: ignore[arg-type]
             found = None
         except Exception as err:
             found = f"{type(err).__name__}: {str(err).strip()[-200:]}"

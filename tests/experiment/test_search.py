@@ -10,7 +10,8 @@ import pytest
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import Dataset
-from pftlab.evaluate.matrix import EvalPool, accuracy, pool_features
+from pftlab.evaluate.matrix import accuracy
+from pftlab.evaluate.scoring import Scoring
 from pftlab.experiment.config import from_dict, load_config
 from pftlab.experiment.runner import personalize_all, run_experiment
 from pftlab.federated import run_global_stage
@@ -58,9 +59,8 @@ def setup():
 
 
 def _choose(cfg, fed, model, weights):
-    pool = EvalPool.of(fed)
     model.load_state_dict(weights)
-    return personalize_all(model, weights, fed, cfg, "ft", pool, pool_features(model, pool))
+    return personalize_all(model, weights, fed, cfg, "ft", Scoring.make(fed, model, "head", "full", 0, 0, cfg.seed))
 
 
 def test_each_client_keeps_its_best_grid_point_on_validation(setup) -> None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pftlab.data.dataset import Dataset, FederatedData
-from pftlab.models.heads import features
+from pftlab.models.heads import features, head_module
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,17 @@ def accuracy(model: nn.Module, data: Dataset, batch_size: int = 2048) -> float:
     return 100.0 * hits / max(len(y), 1)
 
 
+@torch.no_grad()
+def hits_per_image(model: nn.Module, pool: EvalPool, head: str = "head") -> np.ndarray:
+    """Whether the model gets each pooled test image right (P,): the full matrix before summing per
+    client, from which sampled evaluation can be replayed (tests/evaluate/test_sampled.py)."""
+    head_net = head_module(model, head)
+    head_net.eval()
+    return (head_net(pool_features(model, pool, head)).argmax(1) == pool.y).numpy()
+
+
 def pool_features(model: nn.Module, pool: EvalPool, head: str = "head") -> torch.Tensor:
     return features(model, head, pool.x)
 
 
-__all__ = ["EvalPool", "accuracy", "correct_row", "correct_row_from_features", "pool_features"]
+__all__ = ["EvalPool", "accuracy", "correct_row", "correct_row_from_features", "hits_per_image", "pool_features"]
