@@ -9,6 +9,7 @@ import os
 import select
 import sys
 from pathlib import Path
+from typing import Any
 
 from pftlab import __version__
 from pftlab.core.args import Parser, check_cache_writable, check_out_dir, check_outputs
@@ -185,9 +186,32 @@ def _bench(args: argparse.Namespace) -> int:
 
     check_outputs(Path(args.out))
     console = Console(stderr=True)
+    if args.scaling:
+        return _bench_scaling(Path(args.out), console, args.quick)
     result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
     return 0 if result["metrics_max_abs_diff"] <= result["metrics_tolerance"] else 1
+
+
+def _bench_scaling(out: Path, console: Any, quick: bool) -> int:
+    """The scaling benchmark alone: its figures go into OUT/bench.json under `scaling` (other
+    figures there are kept) and OUT/scaling.md."""
+    import json
+
+    from pftlab.bench_scaling import run_scaling, scaling_markdown
+    from pftlab.core.io import atomic_write_text, write_json
+
+    result = run_scaling(lambda line: console.print(line), quick=quick)
+    out.mkdir(parents=True, exist_ok=True)
+    bench_json = out / "bench.json"
+    try:
+        previous = json.loads(bench_json.read_text(encoding="utf-8")) if bench_json.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        previous = {}
+    write_json(bench_json, {**(previous if isinstance(previous, dict) else {}), "scaling": result})
+    atomic_write_text(out / "scaling.md", scaling_markdown(result))
+    print(scaling_markdown(result), end="")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.md (default runs/bench)")
     bench.add_argument("--quick", action="store_true", help="a seconds-long smoke run of the same code on tiny data")
+    bench.add_argument(
+        "--scaling",
+        action="store_true",
+        help="only the scaling benchmark: the same work per client at 100, 1,000 and 10,000 clients, sampled "
+        "evaluation; time and peak memory per N into bench.json (`scaling`) and scaling.md",
+    )
     bench.set_defaults(func=_bench)
 
     from pftlab.study.cli import add_study_parser

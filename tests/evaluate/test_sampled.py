@@ -146,13 +146,34 @@ DRAWS = 40
 MIN_COVERAGE = 0.85  # nominal 95%; measured 0.95-1.0 over 40 draws (docs/evaluation.md)
 
 
+def hardness(hits: dict[str, np.ndarray], sizes: np.ndarray) -> np.ndarray:
+    """The global model's accuracy per client: what screens worst's clients."""
+    return full_correct(hits["global-model"][:1], sizes)[0] / sizes
+
+
+def test_worst_screens_the_global_models_hardest_clients_and_audits_the_rest(real_hits) -> None:
+    hits, sizes, domains = real_hits
+    hard = hardness(hits, sizes)
+    sample = draw_sample(sizes, domains, 120, 8, seed=0, hardness=hard)
+    assert sample.screened is not None and sample.screened.sum() == 4
+    screened = set(sample.clients[sample.screened].tolist())
+    assert screened == set(np.lexsort((np.arange(len(sizes)), hard))[:4].tolist())
+    audits = {tuple(draw_sample(sizes, domains, 120, 8, seed=d, hardness=hard).clients.tolist()) for d in range(5)}
+    assert len(audits) > 1  # the audit half is random
+    for method, h in hits.items():  # a minimum over a subset of clients never lies below the full one
+        full = summarize(full_correct(h, sizes), sizes, digits=10)["worst"]
+        _, ests = estimates(scores_from_hits(h, sample), sample)
+        assert ests["worst"].value >= full - 1e-9, method
+
+
 def test_sampled_intervals_cover_the_full_matrix_on_a_real_federation(real_hits) -> None:
     hits, sizes, domains = real_hits
     n = len(sizes)
     covered: dict[tuple[str, str], int] = {}
     worst_deviation = 0.0
+    hard = hardness(hits, sizes)
     for draw in range(DRAWS):
-        sample = draw_sample(sizes, domains, 120, 8, seed=draw)
+        sample = draw_sample(sizes, domains, 120, 8, seed=draw, hardness=hard)
         assert sample.fraction < 0.5 and len(sample.clients) < n - 1  # a real subsample, not the whole
         for method, h in hits.items():
             full = summarize(full_correct(h, sizes), sizes, digits=10, domains=domains)

@@ -4,7 +4,8 @@ The full matrix runs N models over every client's test set: its cost grows as N 
 images), so it cannot be computed for thousands of clients. `sampled` scores each model on a
 fixed systematic sample of the pooled test images and on the whole test sets of a fixed sample
 of clients (for `worst`), both drawn once per seed and shared by every method; `local` stays
-exact. `auto` is `full` while N x (pooled test images) is at most `auto_limit` model-image
+exact. Worst's clients are half those the global model does worst on, half a random audit.
+`auto` is `full` while N x (pooled test images) is at most `auto_limit` model-image
 evaluations per method, `sampled` above (docs/evaluation.md).
 """
 
@@ -24,10 +25,13 @@ class EvaluateConfig(Strict):
         "auto", description="full: the whole matrix; sampled: a fixed sample with stated error; auto: by auto_limit"
     )
     sample_images: int = Field(
-        2000, ge=10, le=10_000_000, description="pooled test images every model is scored on (sampled mode)"
+        1000, ge=10, le=10_000_000, description="pooled test images every model is scored on (sampled mode)"
     )
     sample_clients: int = Field(
-        64, ge=1, le=1_000_000, description="clients whose whole test sets are scored for `worst` (sampled mode)"
+        32,
+        ge=1,
+        le=1_000_000,
+        description="clients whose whole test sets are scored for `worst`: half screened, half audit (sampled mode)",
     )
     auto_limit: int = Field(
         4_000_000, ge=0, le=10**15, description="auto: full while clients x pooled test images is at most this"

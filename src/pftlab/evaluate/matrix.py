@@ -71,7 +71,8 @@ def hits_per_image(model: nn.Module, pool: EvalPool, head: str = "head") -> np.n
     client, from which sampled evaluation can be replayed (tests/evaluate/test_sampled.py)."""
     head_net = head_module(model, head)
     head_net.eval()
-    return (head_net(pool_features(model, pool, head)).argmax(1) == pool.y).numpy()
+    hits: np.ndarray = (head_net(pool_features(model, pool, head)).argmax(1) == pool.y).numpy()
+    return hits
 
 
 def pool_features(model: nn.Module, pool: EvalPool, head: str = "head") -> torch.Tensor:

@@ -45,12 +45,18 @@ class Scoring:
     def make(
         cls, fed: FederatedData, model: nn.Module, head: str, mode: str, images: int, clients: int, seed: int
     ) -> Scoring:
-        """`model` holds the global weights. Sampled mode draws the seed's sample (images, clients)."""
+        """`model` holds the global weights. Sampled mode draws the seed's sample (images, clients),
+        choosing worst's screened clients by the global model's accuracy on each client's test set:
+        a choice of where to look, the same for every method; no method's training sees it."""
         pool = EvalPool.of(fed)
+        global_features = pool_features(model, pool, head)
         sample = None
-        if mode == "sampled":
-            sample = draw_sample(pool.sizes, domain_numbers(fed), images, clients, seed)
-        return cls(pool, pool_features(model, pool, head), sample, head)
+        if mode == "sampled":  # worst's clients: half where the global model does worst, half a random audit
+            hits = correct_row_from_features(head_module(model, head), pool, global_features)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                hardness = np.nan_to_num(hits / pool.sizes, nan=1.0)
+            sample = draw_sample(pool.sizes, domain_numbers(fed), images, clients, seed, hardness)
+        return cls(pool, global_features, sample, head)
 
     def __post_init__(self) -> None:
         if self.sample is None:
