@@ -1,6 +1,6 @@
 """`pftlab bench --scaling`: does the cost per client stay flat from 100 to 10,000 clients?
 
-The same work per client at every N: 20 training, 5 validation and 5 test images (Fashion-MNIST
+The same work per client at every N: 10 training, 2 validation and 5 test images (Fashion-MNIST
 and MNIST test images, 20 classes; with more clients than images the images are reused, each
 client a slice of one shared array), the small CNN from one FedAvg global model (2 rounds over
 the 100-client federation, not timed), FT and LP-FT for 5 epochs, sampled evaluation
@@ -35,14 +35,14 @@ from pftlab.experiment.runner import personalize_all, set_threads
 from pftlab.federated.rounds import run_global_stage
 from pftlab.models import build_model
 
-TRAIN, VAL, TEST = 20, 5, 5
+TRAIN, VAL, TEST = 10, 2, 5
 CLIENTS = (100, 1_000, 10_000)
-QUICK_CLIENTS = (20, 60, 180)
+QUICK_CLIENTS = (10, 20, 40)
 CONFIG: dict[str, Any] = {
     "federated": {"rounds": 2},
     "personalize": {"methods": ["ft", "lp-ft"], "epochs": 5},
     "method": {"lp-ft": {"lp_epochs": 2}},
-    "evaluate": {"mode": "sampled", "sample_images": 400, "sample_clients": 16},
+    "evaluate": {"mode": "sampled", "sample_images": 100, "sample_clients": 4},
     "runtime": {"progress": False, "threads": 0},
 }
 
