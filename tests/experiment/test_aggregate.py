@@ -19,7 +19,7 @@ def test_aggregate_is_mean_and_sample_std() -> None:
     ]
     agg = aggregate(runs)
     assert agg["seeds"] == [0, 1, 2]
-    assert agg["methods"]["ft"]["local"] == {"mean": 80.0, "std": 10.0}
+    assert agg["methods"]["ft"]["local"] == {"mean": 80.0, "std": 10.0, "values": [80.0, 90.0, 70.0]}
     assert agg["methods"]["ft"]["global"]["std"] == 20.0
     assert "left_out" not in agg
 
@@ -76,3 +76,22 @@ def test_cli_seeds(quickstart: Path, tiny: list[str], tmp_path: Path, capsys: py
     assert "mean ± std" in capsys.readouterr().out
     assert main(["run", str(quickstart), "--seeds", "x", "--out", str(tmp_path / "bad")]) == 2
     assert "invalid int value" in capsys.readouterr().err
+
+
+def test_paired_differences_are_averaged_over_seeds_with_a_t_interval() -> None:
+    def summary(seed: int, diff: float) -> dict:
+        return {
+            "seed": seed,
+            "benchmark": "b",
+            "num_clients": 2,
+            "methods": {"ft": {"global": 50.0}, "lp-ft": {"global": 50.0 + diff}},
+            "paired": {"lp-ft - ft": {"global": {"diff": diff, "se": 0.1, "ci95": [diff - 0.2, diff + 0.2]}}},
+        }
+
+    agg = aggregate([summary(0, 1.0), summary(1, 2.0), summary(2, 3.0)])
+    entry = agg["paired"]["lp-ft - ft"]["global"]
+    half = 4.302652729911275 * 1.0 / 3**0.5  # t(0.975, 2) x sd / sqrt(3)
+    assert entry["mean"] == 2.0 and entry["over"] == "seeds"
+    assert entry["ci95"] == [round(2.0 - half, 4), round(2.0 + half, 4)]
+    one = aggregate([summary(0, 1.0)])["paired"]["lp-ft - ft"]["global"]
+    assert one["ci95"] == [0.8, 1.2] and one["over"] == "clients"

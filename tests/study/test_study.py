@@ -16,7 +16,7 @@ from pftlab.cli import main
 from pftlab.core.errors import UserError
 from pftlab.experiment.checkpoint import stage_seconds
 from pftlab.study.plan import CONFIGS, default_methods
-from pftlab.study.report import drop_section, global_drop, verdict
+from pftlab.study.report import drop_section, global_drop, verdict, winner
 from pftlab.study.run import Request, run_study
 from pftlab.study.sweep import study_lock
 
@@ -172,6 +172,18 @@ def test_verdict_reads_the_pattern_from_the_numbers() -> None:
     assert not reversed_["pattern"]["holds"]
     assert not reversed_["pattern"]["best_global"].clear  # a 0.05 lead within a 0.1 std
     assert verdict(_agg({"ft": (1, 2, 3), "lp-ft": (1, 2, 3)}))["pattern"] is None
+
+
+def test_a_lead_is_clear_when_its_paired_interval_over_seeds_excludes_zero() -> None:
+    """Per-seed values pair the winner with the runner-up: a small lead that holds on every seed is
+    clear although each method's seed std is larger; a larger lead that flips sign is not."""
+    agg = _agg({"ft": (80, 60, 40), "lp-ft": (80, 60.3, 40)})
+    agg["methods"]["ft"]["global"] |= {"values": [55.0, 60.0, 65.0], "std": 5.0}
+    agg["methods"]["lp-ft"]["global"] |= {"values": [55.3, 60.3, 65.3], "std": 5.0}
+    assert winner(agg, "global", ["ft", "lp-ft"]).clear  # +0.3 on every seed
+    agg["methods"]["lp-ft"]["global"] |= {"values": [59.0, 56.0, 65.9], "mean": 60.3}
+    assert not winner(agg, "global", ["ft", "lp-ft"]).clear  # +4, -4, +0.9: noise
+    assert "within noise" in winner(agg, "global", ["ft", "lp-ft"]).text()
 
 
 def test_global_drop_splits_fts_loss_into_head_and_features() -> None:

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from pftlab.evaluate.sampled import Z95, Estimate, successive_difference_se
 
@@ -148,10 +149,24 @@ def paired_difference(
     return out
 
 
+def paired_interval(diffs: np.ndarray, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The 95% interval of the mean of per-seed differences: Student's t over seeds (>= 2 seeds);
+    one seed's own stated interval when there is one seed and it has one."""
+    if len(diffs) >= 2:
+        half = float(stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
+        mean = float(diffs.mean())
+        return {"ci95": [round(mean - half, 4), round(mean + half, 4)], "over": "seeds"}
+    if entries and "ci95" in entries[0]:
+        ci95: list[float] = entries[0]["ci95"]
+        return {"ci95": ci95, "over": "clients"}
+    return {}
+
+
 __all__ = [
     "bootstrap_se",
     "method_intervals",
     "paired_difference",
+    "paired_interval",
     "per_client_with_averages",
     "resample_weights",
     "stated",

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from pftlab.core.args import check_seeds
 from pftlab.core.io import atomic_write_text, write_json
+from pftlab.evaluate.intervals import paired_interval
 from pftlab.experiment.config import Config
 from pftlab.experiment.runner import run_experiment
 from pftlab.report.table import aggregate_markdown
@@ -48,16 +49,43 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             values = np.array([r.get(metric, 0) for r in runs])
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            methods[method][metric] = {"mean": round(float(values.mean()), 4), "std": round(std, 4)}
+            methods[method][metric] = {
+                "mean": round(float(values.mean()), 4),
+                "std": round(std, 4),
+                "values": [float(v) for v in values],  # per seed, in `seeds` order: for paired differences
+            }
     agg = {
         "benchmark": summaries[0]["benchmark"],
         "num_clients": summaries[0]["num_clients"],
         "seeds": seeds,
         "methods": methods,
     }
+    paired = paired_over_seeds(summaries)
+    if paired:
+        agg["paired"] = paired
     if left_out:
         agg["left_out"] = left_out
     return agg
+
+
+def paired_over_seeds(summaries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each seed's paired difference (summary.json `paired`, e.g. "lp-ft - ft": per client, same
+    sample) averaged over seeds, with a 95% t-interval over seeds (>= 2 seeds; with one, the
+    seed's own interval). Only pairs and metrics every seed has."""
+    if not all("paired" in s for s in summaries):
+        return {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for pair in summaries[0]["paired"]:
+        for metric in summaries[0]["paired"][pair]:
+            entries = [s["paired"].get(pair, {}).get(metric) for s in summaries]
+            if any(e is None for e in entries):
+                continue
+            diffs = np.array([e["diff"] for e in entries])
+            out.setdefault(pair, {})[metric] = {
+                "mean": round(float(diffs.mean()), 4),
+                **paired_interval(diffs, entries),
+            }
+    return out
 
 
 def left_out_note(agg: dict[str, Any]) -> str:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pftlab.core.io import atomic_write_text, write_csv, write_png
 from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.evaluate.intervals import paired_interval
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.personalize import METHODS
 
@@ -35,7 +38,7 @@ class Win:
     clear: bool
 
     def text(self) -> str:
-        return f"{self.method} ({self.mean:.2f}{'' if self.clear else ', within seed std'})"
+        return f"{self.method} ({self.mean:.2f}{'' if self.clear else ', within noise'})"
 
 
 def _mean(agg: Agg, method: str, metric: str) -> float:
@@ -44,12 +47,18 @@ def _mean(agg: Agg, method: str, metric: str) -> float:
 
 
 def winner(agg: Agg, metric: str, among: list[str]) -> Win:
-    """Highest mean wins (first listed on ties); `clear` if its lead beats both methods' std."""
+    """Highest mean wins (first listed on ties). `clear` if the lead is more than noise: with >= 2
+    seeds, the 95% t-interval of the per-seed paired differences (winner minus runner-up) lies above
+    0; from aggregates without per-seed values, if the lead beats both methods' seed std."""
     ranked = sorted(among, key=lambda m: -_mean(agg, m, metric) if math.isfinite(_mean(agg, m, metric)) else math.inf)
     first = ranked[0]
     second = ranked[1] if len(ranked) > 1 else first
     margin = _mean(agg, first, metric) - _mean(agg, second, metric)
-    spread = max(agg["methods"][m][metric]["std"] for m in (first, second))
+    a, b = agg["methods"][first][metric], agg["methods"][second][metric]
+    if first != second and len(a.get("values", [])) >= 2 and len(a["values"]) == len(b.get("values", [])):
+        lo = paired_interval(np.array(a["values"]) - np.array(b["values"]))["ci95"][0]
+        return Win(first, _mean(agg, first, metric), second, round(margin, 4), lo > 0)
+    spread = max(a["std"], b["std"])
     return Win(first, _mean(agg, first, metric), second, round(margin, 4), margin > spread)
 
 
@@ -76,6 +85,7 @@ def verdict(agg: Agg) -> dict[str, Any]:
     baselines = [m for m in paper if m != "lp-ft"]
     g, a, b = winner(agg, "global", paper), winner(agg, "average3", paper), winner(agg, "average3", baselines)
     gap = _mean(agg, "lp-ft", "global") - _mean(agg, "ft", "global") if "ft" in paper else None
+    paired = agg.get("paired", {}).get("lp-ft - ft", {}).get("global", {})
     out["pattern"] = {
         "lpft_best_global": g.method == "lp-ft",
         "lpft_best_average3": a.method == "lp-ft",
@@ -84,6 +94,7 @@ def verdict(agg: Agg) -> dict[str, Any]:
         "strongest_baseline": b,
         "proximal_strongest": b.method == "proximal-ft",
         "lpft_minus_ft_global": gap,
+        "lpft_minus_ft_ci95": paired.get("ci95"),  # per client and seed, paired: summary.json / aggregate.json
         "holds": g.method == "lp-ft" and a.method == "lp-ft" and b.method == "proximal-ft",
     }
     return out
@@ -186,6 +197,9 @@ def pattern_row(name: str, v: dict[str, Any]) -> str:
     if p is None:
         return f"| {name} | {overall} | not tested | | | | |"
     gap = "" if p["lpft_minus_ft_global"] is None else f"{p['lpft_minus_ft_global']:+.2f}"
+    if p.get("lpft_minus_ft_ci95"):
+        lo, hi = p["lpft_minus_ft_ci95"]
+        gap += f" [{lo:+.2f}, {hi:+.2f}]"
     lp_g = _yes(p["lpft_best_global"]) + ("" if p["lpft_best_global"] else f": {p['best_global'].method}")
     lp_a = _yes(p["lpft_best_average3"]) + ("" if p["lpft_best_average3"] else f": {p['best_average3'].method}")
     return (
@@ -319,8 +333,10 @@ def report_markdown(r: Results) -> str:
         "The study's claim (PAPER.md, Table 2): LP-FT has the best global accuracy and the best average, and "
         "Proximal FT is the strongest baseline. It is checked here among the study's six methods "
         f"({', '.join(PAPER)}), with average = average3 = (local + global + worst) / 3, what Table 2's numbers are. "
-        "The first three columns give the winner over every method we ran; 'within seed std' marks a lead "
-        "smaller than the seed-to-seed std of the winner or the runner-up.\n",
+        "The first three columns give the winner over every method we ran; 'within noise' marks a lead "
+        "whose 95% interval includes 0: the interval of the per-seed differences between the winner and "
+        "the runner-up (paired by seed, Student's t). LP-FT − FT global gives the mean paired difference "
+        "(per client, same test images) and its 95% interval over seeds.\n",
         "| benchmark | best global (all) | best average3 (all) | best average (all) | LP-FT best global (six) "
         "| LP-FT best average3 (six) | strongest baseline (six, average3) | LP-FT − FT global | pattern |",
         "|---|---|---|---|---|---|---|---:|---|",
