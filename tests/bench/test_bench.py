@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pftlab.cli import main
 
 KEYS = (
@@ -27,3 +29,20 @@ def test_quick_bench_writes_bench_json_and_md(tmp_path: Path) -> None:
     assert result["memory"]["large"]["clients"] == 10 * result["memory"]["small"]["clients"]
     md = (tmp_path / "bench.md").read_text()
     assert "speedup_end_to_end" in md and "| work | pftlab | reference |" in md
+
+
+def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path) -> None:
+    (tmp_path / "bench.json").write_text(json.dumps({"speedup_end_to_end": 7.0}))
+    assert main(["bench", "--scaling", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["speedup_end_to_end"] == 7.0  # the main bench's figures are kept
+    scaling = result["scaling"]
+    rows = scaling["rows"]
+    assert [r["clients"] for r in rows] == [10, 20, 40]
+    for r in rows:
+        assert r["seconds"] > 0 and r["peak_mib"] > 0
+        assert r["ms_per_client"] == pytest.approx(1000 * r["seconds"] / r["clients"], rel=1e-3)
+    assert scaling["time_per_client_ratio"] == pytest.approx(rows[-1]["ms_per_client"] / rows[0]["ms_per_client"], rel=1e-2)
+    assert scaling["config"]["evaluate"]["mode"] == "sampled"
+    md = (tmp_path / "scaling.md").read_text()
+    assert "| clients | seconds | ms per client | peak RSS |" in md and "time per client" in md
