@@ -62,7 +62,7 @@ class Scoring:
         if self.sample is None:
             return
         s = self.sample
-        offsets = s.offsets
+        offsets = self._offsets = s.offsets  # computed once: every row needs its client's start
         whole = [np.arange(offsets[j], offsets[j] + s.sizes[j]) for j in s.clients]
         self._shared = torch.from_numpy(np.concatenate([s.images, *whole]).astype(np.int64))
         self._client_pos = torch.from_numpy(np.repeat(np.arange(len(s.clients)), s.sizes[s.clients]).astype(np.int64))
@@ -90,7 +90,7 @@ class Scoring:
     ) -> tuple[Any, dict[str, float]]:
         s = self.sample
         assert s is not None
-        start = int(s.offsets[client])
+        start = int(self._offsets[client])
         own = torch.arange(start, start + int(s.sizes[client]))
         index = torch.cat([own, self._shared])
         glob = self.global_features[index]
@@ -115,6 +115,7 @@ class Scoring:
         keep &= (owner != client) | (torch.arange(len(index)) < n_own)
         return payload, distortion(feats[keep], glob[keep], owner[keep], client)
 
+    @torch.no_grad()
     def global_row(self, model: nn.Module) -> Scores:
         """The global model's scores as every client's row (`model` holds the global weights)."""
         head_net = head_module(model, self.head)

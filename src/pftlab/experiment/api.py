@@ -35,7 +35,9 @@ class Results:
 
     run_dir: Path
     summary: dict[str, Any]
-    matrices: dict[str, np.ndarray] = field(repr=False)  # method -> A[i, j], model i on client j's test set
+    # method -> A[i, j], model i on client j's test set; in sampled mode only the sampled clients'
+    # columns j (summary["evaluation"]["sample_clients"])
+    matrices: dict[str, np.ndarray] = field(repr=False)
     clients: list[dict[str, Any]] = field(repr=False)  # one row per method and client (clients.csv)
 
     @property

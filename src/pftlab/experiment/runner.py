@@ -329,9 +329,11 @@ def key_parts(cfg: Config, fed: Any, model: nn.Module, model_fn: ModelFn | None)
 
 def method_key(parts: dict[str, Any], method: str) -> str:
     """A method's results depend on the run's key parts with the config narrowed to that method (its
-    parameters and grid): adding or dropping another method leaves its key, and its results, alone."""
+    parameters and grid; the bootstrap count, which only the summary uses, left out): adding or
+    dropping another method leaves its key, and its results, alone."""
     config = json.loads(json.dumps(parts["config"]))
     config["personalize"]["methods"] = [method]
+    config.get("evaluate", {}).pop("bootstrap", None)  # the intervals are made from the rows, not stored in them
     config["method"] = {m: v for m, v in config.get("method", {}).items() if m == method}
     search = {m: v for m, v in config.pop("search", {}).items() if m == method}
     if search:
