@@ -70,10 +70,14 @@ def main() -> None:
         spec, params = recipe(args.method), cfg.method_params(args.method)
         for i in chosen:
             c = fed.clients[i]
-            w = personalize_client(model, weights, spec, params, cfg.personalize, c.train, cfg.seed, c.client_id, "head")
+            w = personalize_client(
+                model, weights, spec, params, cfg.personalize, c.train, cfg.seed, c.client_id, "head"
+            )
             model.load_state_dict(w)
             hits[i] = hits_per_image(model, pool)
-        print(f"{len(chosen)} {args.method} models scored on {hits.shape[1]} images in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"{len(chosen)} {args.method} models scored on {hits.shape[1]} images in {time.perf_counter() - t0:.0f} s"
+        )
         if args.hits:
             np.savez_compressed(args.hits, hits=hits, global_hits=global_hits)
     full = summarize(full_correct(hits, sizes, ok), sizes, digits=10, domains=domains)

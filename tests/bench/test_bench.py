@@ -42,7 +42,9 @@ def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path
     for r in rows:
         assert r["seconds"] > 0 and r["peak_mib"] > 0
         assert r["ms_per_client"] == pytest.approx(1000 * r["seconds"] / r["clients"], rel=1e-3)
-    assert scaling["time_per_client_ratio"] == pytest.approx(rows[-1]["ms_per_client"] / rows[0]["ms_per_client"], rel=1e-2)
+    assert scaling["time_per_client_ratio"] == pytest.approx(
+        rows[-1]["ms_per_client"] / rows[0]["ms_per_client"], rel=1e-2
+    )
     assert scaling["config"]["evaluate"]["mode"] == "sampled"
     md = (tmp_path / "scaling.md").read_text()
     assert "| clients | seconds | ms per client | peak RSS |" in md and "time per client" in md

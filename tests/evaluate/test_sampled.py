@@ -87,7 +87,7 @@ def test_a_sample_of_everything_gives_the_full_metrics_and_no_sampling_error() -
     rng = np.random.default_rng(3)
     hits = (rng.uniform(size=(len(SIZES), SIZES.sum())) < rng.uniform(0.2, 0.9, (len(SIZES), 1))).astype(np.uint8)
     sample = draw_sample(SIZES, DOMAINS, 10**6, 10**6, seed=0)
-    values, ests = estimates(scores_from_hits(hits, sample), sample)
+    _, ests = estimates(scores_from_hits(hits, sample), sample)
     full = summarize(full_correct(hits, SIZES), SIZES, digits=10, domains=DOMAINS)
     for metric, est in ests.items():
         assert est.value == pytest.approx(full[metric], abs=1e-9), metric
@@ -133,7 +133,15 @@ def real_hits() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         rows = []
         for c in fed.clients:
             w = personalize_client(
-                model, weights, recipe(method), cfg.method_params(method), cfg.personalize, c.train, 0, c.client_id, "head"
+                model,
+                weights,
+                recipe(method),
+                cfg.method_params(method),
+                cfg.personalize,
+                c.train,
+                0,
+                c.client_id,
+                "head",
             )
             model.load_state_dict(w)
             rows.append(hits_per_image(model, pool))

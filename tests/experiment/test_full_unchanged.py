@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import SHARED_DATA
 
 from pftlab.experiment.config import load_config
 from pftlab.experiment.runner import run_experiment
-from tests.conftest import SHARED_DATA
 
 CELL = Path(__file__).parents[2] / "docs" / "study" / "runs" / "heart" / "seed0"
 

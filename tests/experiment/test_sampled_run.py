@@ -30,7 +30,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict, di
 
 
 def test_sampled_run_states_its_sample_and_keeps_local_exact(runs) -> None:
-    _, out, full, sampled = runs
+    _, _, full, sampled = runs
     ev = sampled["evaluation"]
     assert ev["mode"] == "sampled" and ev["sample_images"] == 60 and len(ev["sample_clients"]) == 3
     assert full["evaluation"]["mode"] == "full"
@@ -93,7 +93,9 @@ def test_a_sampled_run_is_reproducible_and_reused(runs, tmp_path: Path) -> None:
     again = run_experiment(cfg, tmp_path / "again")
     assert (tmp_path / "again" / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
     assert json.loads(json.dumps(again)) == json.loads((out / "summary.json").read_text())
-    other = run_experiment(load_config(QUICKSTART, [*TINY, "data.num_clients=6", METHODS, *SAMPLED, "seed=1"]), tmp_path / "s1")
+    other = run_experiment(
+        load_config(QUICKSTART, [*TINY, "data.num_clients=6", METHODS, *SAMPLED, "seed=1"]), tmp_path / "s1"
+    )
     assert other["evaluation"]["sample_clients"] != sampled["evaluation"]["sample_clients"] or (
         other["methods"] != sampled["methods"]
     )
