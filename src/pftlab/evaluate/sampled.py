@@ -238,9 +238,10 @@ def worst_gap(scores: SampledScores, sample: Sample) -> float:
     screened = sample.screened if sample.screened is not None else np.zeros(len(sample.clients), bool)
     acc = 100.0 * scores.client_hits / sample.sizes[sample.clients][None, :]
     worst = _worst_rows(scores, sample)
+    sampled = set(sample.clients.tolist())
     gaps = []
     for i in np.flatnonzero(scores.ok):
-        if len(sample.clients) - int(sample.clients.tolist().count(i)) >= n - 1:
+        if len(sampled) - (int(i) in sampled) >= n - 1:
             gaps.append(0.0)  # every other client is in the sample: exact
             continue
         audit = np.sort(acc[i][~screened & (sample.clients != i)])

@@ -120,15 +120,15 @@ class Scoring:
         """The global model's scores as every client's row (`model` holds the global weights)."""
         head_net = head_module(model, self.head)
         n = self.num_clients
+        row = correct_row_from_features(head_net, self.pool, self.global_features)  # hits per client
         if self.sample is None:
-            return np.tile(correct_row_from_features(head_net, self.pool, self.global_features), (n, 1))
+            return np.tile(row, (n, 1))
         scores = SampledScores.empty(n, len(self.sample.images), len(self.sample.clients))
-        hits = (head_net(self.global_features).argmax(1) == self.pool.y).to(torch.int64).numpy()
-        scores.local_hits[:] = np.add.reduceat(hits, self.sample.offsets) if len(hits) else 0
-        scores.local_hits[self.sample.sizes == 0] = 0
-        scores.sample_hits[:] = hits[self.sample.images][None, :]
-        bounds = np.concatenate([self.sample.offsets, [len(hits)]])
-        scores.client_hits[:] = np.array([hits[bounds[j] : bounds[j + 1]].sum() for j in self.sample.clients])[None, :]
+        image = self.sample.images
+        hits = (head_net(self.global_features[image]).argmax(1) == self.pool.y[image]).to(torch.uint8).numpy()
+        scores.local_hits[:] = row  # client i's own test set
+        scores.sample_hits[:] = hits[None, :]
+        scores.client_hits[:] = row[self.sample.clients][None, :]
         scores.ok[:] = True
         return scores
 
