@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pftlab.core.heartbeat import Heartbeat
 from pftlab.core.io import config_hash, load_weights, save_weights
 from pftlab.core.seeding import numpy_rng
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
@@ -99,8 +100,9 @@ def scaling_child(n: int, weights_path: str, quick: bool) -> dict[str, Any]:
     ev = cfg.evaluate
     scoring = Scoring.make(fed, model, "head", "sampled", ev.sample_images, ev.sample_clients, cfg.seed)
     scores = {"global-model": scoring.global_row(model)}
-    for method in cfg.personalize.methods:
-        scores[method] = personalize_all(model, weights, fed, cfg, method, scoring)[0]
+    for method in cfg.personalize.methods:  # a line on stderr at least every 30 s: N = 10,000 takes half an hour
+        beat = Heartbeat(lambda text: print(f"  {text}", file=sys.stderr, flush=True), f"{n}: {method} clients", n)
+        scores[method] = personalize_all(model, weights, fed, cfg, method, scoring, beat.tick)[0]
     sizes = scoring.pool.sizes
     results = {m: method_result(s, sizes, domain_numbers(fed), scoring.sample) for m, s in scores.items()}
     means = {m: r.summary for m, r in results.items()}
@@ -123,9 +125,10 @@ def _child(n: int, weights: Path, quick: bool) -> dict[str, Any]:
         "import json; from pftlab import bench_scaling as b; "
         f"print(json.dumps(b.scaling_child({n}, {str(weights)!r}, {quick})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    # stdout carries the result; stderr (progress lines, or the error) goes straight to the user
+    done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"scaling child at {n} clients failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"scaling child at {n} clients failed (exit {done.returncode}; its error is above)")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
