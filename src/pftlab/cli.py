@@ -92,10 +92,44 @@ def _models(args: argparse.Namespace) -> int:
 def _data_list(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pftlab.data.show import benchmarks_table
+    from pftlab.data.show import benchmarks_table, sources_table
 
     Console().print(benchmarks_table())
+    Console().print(sources_table())
     return 0
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    """Download the named benchmarks' or sources' files; one line per file, a progress bar per download."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from pftlab.data.fetch import fetch, plan
+    from pftlab.data.sources.files import DATA_ENV, data_root
+
+    if args.timeout <= 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+    to = Path(args.to).expanduser() if args.to else data_root()
+    if to.exists() and not to.is_dir():
+        raise UserError(f"--to {str(to)!r} is a file; give a folder")
+    work = plan(args.names)  # unknown names fail here, before anything is downloaded
+    console = Console(stderr=True)
+    console.print(f"{len(work.remotes)} file(s), {work.size / 1e6:,.1f} MB at most, into {to}")
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, disable=args.no_progress) as bars:
+
+        def bar(remote: Any) -> Any:
+            task = bars.add_task(remote.path, total=remote.size)
+            return lambda done, total: bars.update(task, completed=done, total=total)
+
+        done = fetch(args.names, to, args.mirror, args.timeout, bar, console.print)
+    for remote in done.remotes:
+        print(f"ok  {remote.path}")
+    for path, what in done.manual.items():
+        print(f"by hand  {path}: {what}")
+    if to != data_root():
+        print(f"set {DATA_ENV}={to} to read these files")
+    return 1 if done.manual else 0
 
 
 def _data_show(args: argparse.Namespace) -> int:
@@ -264,10 +298,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.set_defaults(func=_models)
 
-    data = sub.add_parser("data", help="the benchmarks: list them, or show one federation client by client")
+    data = sub.add_parser("data", help="the benchmarks: list them, fetch their files, show one client by client")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     listing = data_sub.add_parser("list", help="every benchmark: origin, shift, sizes, whether its files are present")
     listing.set_defaults(func=_data_list)
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download benchmarks' files from their official locations, checked by sha256",
+        description="Download each named benchmark's (or source's) files into the data root, in the layout the "
+        "loaders read: streamed, resumable, checked against the sha256 pinned in pftlab, written atomically. "
+        "Exit 1 when some file must be got by hand (it says what and where).",
+    )
+    fetch.add_argument("names", nargs="+", metavar="NAME", help="a benchmark or a source (see 'pftlab data list')")
+    fetch.add_argument(
+        "--to", metavar="DIR", help="target folder (default: $PFTLAB_DATA, else ~/.cache/pftlab/datasets)"
+    )
+    fetch.add_argument("--mirror", metavar="URL", help="a mirror with the data root's paths (default: $PFTLAB_MIRROR)")
+    fetch.add_argument("--timeout", type=float, default=30.0, metavar="S", help="give up on a server silent this long")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    fetch.set_defaults(func=_data_fetch)
     show = data_sub.add_parser("show", help="per-client sizes, domains and label counts, plus a PNG heat map")
     show.add_argument("name", help="a benchmark name from 'pftlab data list'")
     show.add_argument("--size", choices=("quick", "default"), default="default")

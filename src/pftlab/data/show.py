@@ -11,23 +11,53 @@ from rich.table import Table
 from pftlab.core.io import write_png
 from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.data.dataset import FederatedData
-from pftlab.data.sources.files import data_root
+from pftlab.data.fetch import plan
+from pftlab.data.sources.catalog import SOURCES
+from pftlab.data.sources.files import data_root, present
 
 
 def files_present(files: tuple[str, ...]) -> str:
     if not files:
         return "embedded"
-    missing = [f for f in files if not (data_root() / f).is_file()]
-    return "yes" if not missing else f"missing {len(missing)} of {len(files)}"
+    missing = [f for f in files if not present(f)]
+    return "present" if not missing else f"missing {len(missing)} of {len(files)}"
+
+
+def human_size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"
+
+
+def fetchable(name: str, files: tuple[str, ...]) -> str:
+    """What `pftlab data fetch NAME` would download (its size), or what it cannot."""
+    if not files:
+        return ""
+    work = plan([name])
+    size = human_size(work.size)
+    if work.manual:
+        return f"{size} + by hand: {', '.join(work.manual)}" if work.remotes else "by hand"
+    return size
 
 
 def benchmarks_table() -> Table:
     table = Table(title=f"benchmarks (data root: {data_root()})", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("name", "origin", "shift", "default size", "quick size", "files"):
+    for col in ("name", "origin", "shift", "default size", "quick size", "files", "fetch"):
         table.add_column(col, no_wrap=col == "name", overflow="fold" if col == "origin" else "ellipsis")
     for name, b in BENCHMARKS.items():
         size, quick = b.size(b.Params()), b.size(b.Params(**b.quick))
-        table.add_row(name, BENCHMARKS.origin(name), b.shift, size, quick, files_present(b.files))
+        table.add_row(
+            name, BENCHMARKS.origin(name), b.shift, size, quick, files_present(b.files), fetchable(name, b.files)
+        )
+    return table
+
+
+def sources_table() -> Table:
+    """What `pftlab data fetch` knows besides benchmark names: each source, its licence, size and presence."""
+    table = Table(title="sources 'pftlab data fetch' downloads", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "what", "licence", "size", "files"):
+        table.add_column(col, no_wrap=col == "name")
+    for name, source in SOURCES.items():
+        size = human_size(sum(r.size for r in source.files))
+        table.add_row(name, source.title, source.licence, size, files_present(tuple(r.path for r in source.files)))
     return table
 
 

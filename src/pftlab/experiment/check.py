@@ -17,7 +17,7 @@ from pathlib import Path
 from pftlab.core.args import check_out_dir, check_seeds
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import BENCHMARKS, build_federation
-from pftlab.data.sources.files import DATA_ENV, data_root
+from pftlab.data.sources.files import DATA_ENV, data_root, origin, present
 from pftlab.experiment.config import Config
 from pftlab.personalize import METHODS, Method
 
@@ -34,11 +34,12 @@ def check_data(cfg: Config) -> str:
             raise UserError(f"data.path {path!r} does not exist; expected {bench.description}")
         fed = build_federation(cfg.data, cfg.seed)  # reads the user's files; caches nothing
         return f"{bench.name} from {path}: {fed.num_clients} clients, {fed.num_classes} classes"
-    missing = [f for f in bench.files if not (data_root() / f).is_file()]
+    missing = [f for f in bench.files if not present(f)]
     if missing:
         raise UserError(
-            f"benchmark {bench.name!r} needs {len(missing)} missing file(s) under {data_root()}, e.g. {missing[0]}; "
-            f"set ${DATA_ENV} to the folder that holds the offline datasets (see 'pftlab data list')"
+            f"benchmark {bench.name!r} needs {len(missing)} missing file(s) under {data_root()}, e.g. {missing[0]} "
+            f"(from {origin(missing[0])}); 'pftlab data fetch {bench.name}' gets what can be fetched, "
+            f"or set ${DATA_ENV} to the folder that holds the datasets"
         )
     return f"{bench.name} ({cfg.data.size}: {bench.size(params)})"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pftlab.data.dataset import Dataset
+from pftlab.data.sources.cifar_bin import cifar100
 from pftlab.data.sources.cifar_jpeg import cifar10
 from pftlab.data.sources.files import data_root, verify
 from pftlab.data.sources.heart_csv import heart
@@ -20,6 +21,7 @@ from pftlab.data.sources.usps_mat import usps
 __all__ = [
     "QMNISTWriters",
     "cifar10",
+    "cifar100",
     "data_root",
     "fashion_mnist",
     "heart",

@@ -1,5 +1,8 @@
 """CIFAR-10 from `cifar10_jpeg.tar.gz`: `cifar10/{train,test}/<class>/<n>.jpg`, decoded with Pillow.
 
+When the official binary archive (`cifar-10-binary.tar.gz`, what `pftlab data fetch cifar10`
+downloads) is in the data root, `cifar10()` reads that instead: the original pixels.
+
 The images were stored as JPEG (quality 75), so pixel values differ slightly from the original CIFAR-10 arrays.
 Classes are the folder names in sorted order (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck);
 samples are ordered by class, then by the integer file number n, so the order is the same on every machine.
@@ -12,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pftlab.data.dataset import Dataset
-from pftlab.data.sources.files import cached_arrays, check_split, decode_image, read_tar
+from pftlab.data.sources.cifar_bin import CIFAR10_ARCHIVE, decode_cifar10
+from pftlab.data.sources.files import cached_arrays, check_split, data_root, decode_image, read_tar
 
 ARCHIVE = "cifar10_jpeg.tar.gz"
 SPLITS = ("train", "test")
@@ -51,8 +55,12 @@ def cifar10(split: str = "train") -> Dataset:
     uint8; later calls of either split only load the cache.
     """
     check_split(split, SPLITS)
-    arrays = cached_arrays("cifar10", [ARCHIVE], _decode, keys=["classes", f"x_{split}", f"y_{split}"])
+    keys = ["classes", f"x_{split}", f"y_{split}"]
+    if (data_root() / CIFAR10_ARCHIVE).is_file():
+        source, arrays = CIFAR10_ARCHIVE, cached_arrays("cifar10-bin", [CIFAR10_ARCHIVE], decode_cifar10, keys)
+    else:
+        source, arrays = ARCHIVE, cached_arrays("cifar10", [ARCHIVE], _decode, keys=keys)
     x = arrays[f"x_{split}"].astype(np.float32) / np.float32(255.0)
     classes = [str(c) for c in arrays["classes"]]
-    meta = {"source": ARCHIVE, "split": split, "classes": classes}
+    meta = {"source": source, "split": split, "classes": classes}
     return Dataset(x, arrays[f"y_{split}"].astype(np.int64), len(classes), "cifar10", meta)

@@ -2,7 +2,8 @@
 
 Layout: every source file has a path relative to the data root (`data_root()`: `$PFTLAB_DATA`, else
 `cache_dir() / "datasets"`), exactly as in the project's offline data folder, e.g. `mnist/train-images-idx3-ubyte.gz`.
-Nothing is ever downloaded: a missing or altered file is a `UserError` that says what to put where.
+Nothing is downloaded at run time (`pftlab data fetch` does that, see `catalog`): a missing or altered
+file is a `UserError` that says what to put where.
 
 Decoded arrays are cached under `cache_dir() / "decoded" / <name>-<16 hex>.npz`, where the hex is the start of the
 expected sha256 of the source file (of the sorted source hashes when several files feed one cache), so a new
@@ -23,6 +24,7 @@ import numpy as np
 
 from pftlab.core.errors import CorruptFile, UserError
 from pftlab.core.io import cache_dir, load_arrays, save_arrays, sha256_hex
+from pftlab.data.sources.catalog import ALTERNATIVES, MANUAL, accepted_sha256, source_of
 
 DATA_ENV = "PFTLAB_DATA"
 
@@ -74,7 +76,27 @@ def decoded_dir() -> Path:
 
 
 def origin(relpath: str) -> str:
-    return ORIGINS[relpath.split("/", 1)[0]]
+    """Where the file comes from, and how to get it."""
+    source = source_of(relpath)
+    fetch = f"; 'pftlab data fetch {source}' downloads it" if source else ""
+    if relpath in MANUAL:
+        return MANUAL[relpath]
+    head = relpath.split("/", 1)[0]
+    return (ORIGINS.get(head, "its publisher (see 'pftlab data list')")) + fetch
+
+
+def expected_sha256(relpath: str) -> tuple[str, ...]:
+    """Every accepted sha256 of the file: the offline copy's, then the official file's where that differs."""
+    offline = (CHECKSUMS[relpath],) if relpath in CHECKSUMS else ()
+    return offline + tuple(s for s in accepted_sha256(relpath) if s not in offline)
+
+
+def present(relpath: str) -> bool:
+    """The file is there, or all the official files read in its place are."""
+    root = data_root()
+    return (root / relpath).is_file() or (
+        relpath in ALTERNATIVES and all((root / a).is_file() for a in ALTERNATIVES[relpath])
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -91,9 +113,9 @@ def verify(relpath: str) -> Path:
     Raises a one-line `UserError` naming the file, what is wrong (missing, unreadable, checksum mismatch with the
     sha256 found), the expected sha256 and where the file comes from.
     """
-    expected = CHECKSUMS[relpath]
+    expected = expected_sha256(relpath)
     path = data_root() / relpath
-    where = f"expected sha256 {expected}; the file comes from {origin(relpath)}"
+    where = f"expected sha256 {' or '.join(expected)}; the file comes from {origin(relpath)}"
     if not path.exists():
         raise UserError(
             f"dataset file {relpath} is missing: no file at {path}; {where} "
@@ -103,7 +125,7 @@ def verify(relpath: str) -> Path:
         got = file_sha256(path)
     except OSError as e:
         raise UserError(f"dataset file {relpath} at {path} cannot be read ({e.strerror or e}); {where}") from None
-    if got != expected:
+    if got not in expected:
         raise CorruptFile(
             f"dataset file {relpath} at {path} fails its checksum: got sha256 {got}, {where}; "
             "replace it with the original"
@@ -113,7 +135,7 @@ def verify(relpath: str) -> Path:
 
 def cache_path(name: str, sources: Iterable[str]) -> Path:
     """`decoded_dir() / <name>-<16 hex>.npz`: the hex names the expected content of the source files."""
-    shas = sorted(CHECKSUMS[s] for s in sources)
+    shas = sorted(expected_sha256(s)[0] for s in sources)  # equivalent copies decode alike: one cache
     key = shas[0] if len(shas) == 1 else sha256_hex("\n".join(shas).encode())
     return decoded_dir() / f"{name}-{key[:16]}.npz"
 
