@@ -19,7 +19,7 @@ class Benchmark:
     Params: type[BaseModel]
     pools: Callable[[Any, int], list[ClientPool]]
     quick: dict[str, Any] = field(default_factory=dict)
-    files: tuple[str, ...] = ()  # data files it reads, relative to the data root
+    files: tuple[str, ...] = ()  # data files it reads, relative to the data root ("NAME/": a folder)
     size: Callable[[Any], str] = lambda p: f"{p.num_clients} clients"
 
 

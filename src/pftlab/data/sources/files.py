@@ -92,8 +92,10 @@ def expected_sha256(relpath: str) -> tuple[str, ...]:
 
 
 def present(relpath: str) -> bool:
-    """The file is there, or all the official files read in its place are."""
+    """The file is there, or all the official files read in its place are; a path ending in "/" is a folder."""
     root = data_root()
+    if relpath.endswith("/"):
+        return (root / relpath).is_dir()
     return (root / relpath).is_file() or (
         relpath in ALTERNATIVES and all((root / a).is_file() for a in ALTERNATIVES[relpath])
     )
