@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import tarfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -228,45 +226,11 @@ def test_offline_idx_copies_hold_the_official_bytes(path: str) -> None:
     assert hashlib.sha256(gzip.decompress((DATA / path).read_bytes())).hexdigest() == RAW_IDX[path]
 
 
-def _cifar_tar(path: Path, folder: str, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_cifar_binary_archives_are_read_in_their_official_layout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_cifar: Callable[..., dict[str, np.ndarray]]
 ) -> None:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8)
-    labels = np.arange(12, dtype=np.uint8) % 10
-
-    def records(idx: range, *label_cols: np.ndarray) -> bytes:
-        return b"".join(bytes([int(c[i]) for c in label_cols]) + images[i].tobytes() for i in idx)
-
-    names = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
-    batches = {f"data_batch_{k + 1}.bin": records(range(2 * k, 2 * k + 2), labels) for k in range(5)}
-    _cifar_tar(
-        tmp_path / "cifar-10-binary.tar.gz",
-        "cifar-10-batches-bin",
-        {**batches, "test_batch.bin": records(range(10, 12), labels), "batches.meta.txt": names},
-    )
-    fine, coarse = (np.arange(12) * 7 % 100).astype(np.uint8), (np.arange(12) % 20).astype(np.uint8)
-    _cifar_tar(
-        tmp_path / "cifar-100-binary.tar.gz",
-        "cifar-100-binary",
-        {
-            "train.bin": records(range(9), coarse, fine),
-            "test.bin": records(range(9, 12), coarse, fine),
-            "fine_label_names.txt": "\n".join(f"fine{i}" for i in range(100)).encode(),
-            "coarse_label_names.txt": "\n".join(f"coarse{i}" for i in range(20)).encode(),
-        },
-    )
-    for name in ("cifar-10-binary.tar.gz", "cifar-100-binary.tar.gz"):  # pin the stand-ins as if official
-        f = tmp_path / name
-        monkeypatch.setitem(REMOTES, name, catalog.Remote(name, (), ((sha(f), f.stat().st_size),)))
+    made = tiny_cifar(tmp_path, monkeypatch, n=12)
+    images, labels, fine, coarse = made["images"], made["labels"], made["fine"], made["coarse"]
     monkeypatch.setenv("PFTLAB_DATA", str(tmp_path))
     train, test = cifar10("train"), cifar10("test")
     assert train.meta["source"] == "cifar-10-binary.tar.gz" and train.meta["classes"][9] == "truck"

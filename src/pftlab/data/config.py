@@ -20,6 +20,11 @@ class DataConfig(Strict):
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.25, gt=0, lt=1)
     swap_pairs: int = Field(0, ge=0, le=1000, description="concept shift: class pairs whose labels each client swaps")
+    normalize: bool = Field(False, description="images: per-channel mean / std of the pooled training splits")
+    augment: Literal["none", "crop", "flip", "crop-flip"] = Field(
+        "none", description="images, training batches only: random crop after padding, horizontal flip, or both"
+    )
+    crop_padding: int = Field(4, ge=0, le=64, description="pixels of zero padding around the random crop")
 
     @model_validator(mode="after")
     def _benchmark_params(self) -> DataConfig:

@@ -61,9 +61,20 @@ def sources_table() -> Table:
     return table
 
 
+def class_names(fed: FederatedData) -> list[str]:
+    """The benchmark's class names where its source names them (meta["classes"]), else the indices."""
+    names = fed.clients[0].train.meta.get("classes") if fed.clients else None
+    if isinstance(names, list | tuple) and len(names) == fed.num_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(fed.num_classes)]
+
+
 def federation_table(fed: FederatedData, max_rows: int = 60) -> Table:
+    names = class_names(fed)
+    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
     table = Table(
-        title=f"{fed.name}: {fed.num_clients} clients, {fed.num_classes} classes, input {fed.input_shape}",
+        title=f"{fed.name}: {fed.num_clients} clients, {fed.num_classes} classes, input {fed.input_shape}"
+        f"\nclasses in order: {shown}",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )

@@ -32,6 +32,7 @@ from pftlab.core.heartbeat import Heartbeat
 from pftlab.core.io import config_hash, load_weights, save_weights
 from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manifest, write_sealed
 from pftlab.core.weights import Weights, all_finite
+from pftlab.data.augment import training_augment
 from pftlab.data.benchmarks import build_federation
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import no_distortion
@@ -84,7 +85,8 @@ def personalize_chunk(
 ) -> list[Weights | str]:
     """Each client's personalized weights, or why it failed (a non-finite loss or weight)."""
     spec = recipe(method)
-    if use_batched(model, spec, params, cfg):
+    augmented = any(training_augment(c.train) for c in clients)  # the batched engine does not augment
+    if use_batched(model, spec, params, cfg) and not augmented:
         results, losses = personalize_batch(
             model,
             start,

@@ -15,6 +15,7 @@ from torch import nn
 
 from pftlab.core.errors import UserError
 from pftlab.core.seeding import numpy_rng
+from pftlab.data.augment import training_augment
 from pftlab.data.dataset import Dataset
 from pftlab.models.heads import features, head_module
 from pftlab.models.layout import channels_last
@@ -121,8 +122,11 @@ def train(
     `prox_to` is the point the proximal term pulls toward instead of the start (Ditto).
 
     A head-only phase trains the head on backbone features computed once (the backbone is
-    frozen, so they cannot change): the cost of linear probing is one forward pass.
+    frozen, so they cannot change): the cost of linear probing is one forward pass. A training
+    split marked for augmentation (`pftlab.data.augment`) has every batch of the other phases
+    augmented with random numbers from (seed, purpose, client, epoch).
     """
+    augment = training_augment(data)
     with channels_last(model):
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         start = (
@@ -148,8 +152,11 @@ def train(
                 opt = make_optimizer(params.values(), phase.lr, optim)
                 for _ in range(phase.epochs):
                     total = 0.0
+                    aug = augment if augment is not None and phase.train != "head" else None
+                    aug_rng = numpy_rng(seed, purpose, "augment", client, epoch) if aug is not None else None
                     for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):  # type: ignore[no-untyped-call]  # torch leaves Tensor.split unannotated
-                        data_loss = F.cross_entropy(net(inputs[idx]), y[idx])
+                        batch = inputs[idx] if aug is None or aug_rng is None else aug(inputs[idx], aug_rng)
+                        data_loss = F.cross_entropy(net(batch), y[idx])
                         loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
                         if phase.proximal_mu:
                             loss = loss + phase.proximal_mu / 2 * sum(

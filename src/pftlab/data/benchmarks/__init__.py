@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from pftlab.core.registry import Registry, caller_package
+from pftlab.data.augment import augment_of, prepare
 from pftlab.data.benchmarks import (
     cifar10c,
+    cifar100c,
     colored_mnist,
     digits,
     digits_quick,
@@ -29,6 +31,7 @@ BENCHMARKS: Registry[Benchmark] = Registry("benchmark", "pftlab.benchmarks", Ben
 for _b in (
     digits_quick.BENCHMARK,
     cifar10c.BENCHMARK,
+    cifar100c.BENCHMARK,
     digits.BENCHMARK,
     colored_mnist.BENCHMARK,
     label_shift.CIFAR,
@@ -51,7 +54,7 @@ def build_federation(data_cfg: Any, seed: int) -> FederatedData:
     bench = BENCHMARKS[data_cfg.benchmark]
     params = data_cfg.params()
     pools = bench.pools(params, seed)
-    return federate(
+    fed = federate(
         bench.name,
         bench.description,
         pools,
@@ -61,6 +64,7 @@ def build_federation(data_cfg: Any, seed: int) -> FederatedData:
         data_cfg.swap_pairs,
         _how_to_grow(params),
     )
+    return prepare(fed, data_cfg.normalize, augment_of(data_cfg.augment, data_cfg.crop_padding))
 
 
 def _how_to_grow(params: Any) -> str:

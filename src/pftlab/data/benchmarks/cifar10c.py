@@ -35,20 +35,26 @@ class Params(PartitionParams):
     severities: list[Literal[1, 2, 3, 4, 5]] = Field(default=[5], min_length=1, max_length=5)
 
 
-def pools(p: Params, seed: int) -> list[ClientPool]:
-    train, test = cifar10("train"), cifar10("test")
+def corrupted_pools(train: Dataset, test: Dataset, p: Params, seed: int, name: str) -> list[ClientPool]:
+    """Train + test pooled, subsampled, sharded, and each client's images corrupted (CIFAR-10-C and CIFAR-100-C)."""
     keep = subsample(len(train) + len(test), p.num_clients * p.samples_per_client, numpy_rng(seed, "subsample"))
-    n_train = len(train)
+    n_train, k = len(train), train.num_classes
     x = np.concatenate([train.x[keep[keep < n_train]], test.x[keep[keep >= n_train] - n_train]])
     y = np.concatenate([train.y[keep[keep < n_train]], test.y[keep[keep >= n_train] - n_train]])
+    meta = {"classes": train.meta["classes"]} if "classes" in train.meta else {}
     out = []
-    for c, pool in enumerate(shard_pool(Dataset(x, y, 10, "cifar10"), p, seed)):
-        name = p.corruptions[c % len(p.corruptions)]
+    for c, pool in enumerate(shard_pool(Dataset(x, y, k, train.name), p, seed)):
+        corruption = p.corruptions[c % len(p.corruptions)]
         severity = p.severities[(c // len(p.corruptions)) % len(p.severities)]
         d = pool.data
-        shifted = apply_corruption(d.x, name, severity, numpy_rng(seed, "corrupt", c))
-        out.append(ClientPool(Dataset(shifted, d.y, 10, "cifar10c"), f"{name}-{severity}", keep[pool.source_index]))
+        shifted = apply_corruption(d.x, corruption, severity, numpy_rng(seed, "corrupt", c))
+        domain = f"{corruption}-{severity}"
+        out.append(ClientPool(Dataset(shifted, d.y, k, name, meta), domain, keep[pool.source_index]))
     return out
+
+
+def pools(p: Params, seed: int) -> list[ClientPool]:
+    return corrupted_pools(cifar10("train"), cifar10("test"), p, seed, "cifar10c")
 
 
 BENCHMARK = Benchmark(
