@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from pftlab.core.compute import Compute
+from pftlab.core.compute import resolve as resolve_compute
+from pftlab.core.compute import using as using_compute
 from pftlab.core.errors import UserError
 from pftlab.core.io import atomic_write_text, write_json
 from pftlab.core.seeding import numpy_rng
@@ -296,6 +299,54 @@ def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False
     write_json(out / "bench.json", result)
     atomic_write_text(out / "bench.md", bench_markdown(result))
     return result
+
+
+def run_precision(
+    precision: str, device: str, say: Callable[[str], None] = print, quick: bool = False, repeats: int = 2
+) -> dict[str, Any]:
+    """The pftlab side of the workload (FT, LP, LP-FT on every client and the full matrices) in fp32
+    and in `precision` on `device`, alternating, `repeats` times each (the fastest counts): the
+    speed-up of `precision` over fp32 and the largest metric difference. The global model is the
+    same fp32 checkpoint for both."""
+    set_threads(0)
+    target = resolve_compute(device, precision)
+    cfg = from_dict(QUICK["workload"] if quick else WORKLOAD)
+    fed = build_federation(cfg.data, cfg.seed)
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, cfg.seed)
+    say(f"global model: FedAvg, {cfg.federated.rounds} rounds over {fed.num_clients} clients (cached, not timed)")
+    weights, _, _ = global_model(model, fed, cfg)
+    model = model.to(target.device)
+    weights = {k: v.to(target.device) for k, v in weights.items()}
+    sizes = np.array([len(c.test) for c in fed.clients])
+    best: dict[str, float] = {}
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for _ in range(repeats):
+        for p in (precision, "fp32") if precision != "fp32" else ("fp32",):
+            with using_compute(Compute(target.device, p)):
+                say(f"{p} on {target.device}: FT, LP, LP-FT on every client + cross-client matrices")
+                correct, seconds = timed(lambda: pftlab_work(model, weights, fed, cfg))
+            say(f"  {seconds:.1f} s")
+            best[p] = min(best.get(p, float("inf")), seconds)
+            found[p] = metrics(correct, sizes)
+    diff = max(abs(found[precision][m][k] - found["fp32"][m][k]) for m in found["fp32"] for k in found["fp32"][m])
+    return {
+        **target.describe(),
+        "workload": cfg.data.benchmark,
+        "quick": quick,
+        "threads": torch.get_num_threads(),
+        "seconds": {p: round(t, 3) for p, t in best.items()},
+        "speedup_vs_fp32": round(best["fp32"] / best[precision], 3),
+        "metrics_max_abs_diff": round(diff, 4),
+        "metrics": found,
+    }
+
+
+def precision_markdown(r: dict[str, Any]) -> str:
+    return (
+        f"| precision | device | seconds | speed-up vs fp32 | metrics max abs diff (points) |\n|---|---|---|---|---|\n"
+        f"| {r['precision']} | {r['device']} ({r['device_name']}) | {r['seconds'][r['precision']]:.1f} "
+        f"(fp32 {r['seconds']['fp32']:.1f}) | {r['speedup_vs_fp32']}x | {r['metrics_max_abs_diff']} |\n"
+    )
 
 
 def _train_only(model: nn.Module, weights: Weights, fed: FederatedData, cfg: Config, method: str) -> None:

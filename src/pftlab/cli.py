@@ -59,6 +59,34 @@ def _methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    """Train the config's model on its [pretrain.data] federation, pooled; weights to --out, for model.init."""
+    from rich.console import Console
+
+    from pftlab.core.compute import resolve
+    from pftlab.experiment.check import check_data
+    from pftlab.experiment.config import load_config
+    from pftlab.experiment.pretrain import pretrain
+
+    cfg = load_config(Path(args.config), args.set)
+    out = Path(args.out)
+    if out.suffix != ".safetensors" or out.is_dir():
+        raise UserError(f"--out {str(out)!r}: give the path of a .safetensors file")
+    check_outputs(out.parent)
+    compute = resolve(cfg.runtime.device, cfg.runtime.precision)
+    data = check_data(cfg.model_copy(update={"data": cfg.pretrain.data}))
+    if args.check:
+        print(f"pretrain OK: {data}; {cfg.pretrain.epochs} epochs on {compute.device}; weights would go to {out}")
+        return 0
+    record = pretrain(cfg, out, lambda line: Console(stderr=True).print(line))
+    print(
+        f"{record['benchmark']}: {record['images']:,} images, {record['epochs']} epochs, "
+        f"test accuracy {record['test_accuracy']}%{' (reused)' if record['reused'] else ''}; weights in {out}; "
+        f"use them with --set model.init='{out}' (and model.init_head=false for other classes)"
+    )
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from pftlab.data.benchmarks import build_federation
     from pftlab.experiment.check import check_data
@@ -222,27 +250,49 @@ def _bench(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.scaling:
         return _bench_scaling(Path(args.out), console, args.quick)
+    if args.precision != "fp32" or args.device != "cpu":
+        return _bench_precision(Path(args.out), console, args)
     result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
     return 0 if result["metrics_max_abs_diff"] <= result["metrics_tolerance"] else 1
 
 
-def _bench_scaling(out: Path, console: Any, quick: bool) -> int:
-    """The scaling benchmark alone: its figures go into OUT/bench.json under `scaling` (other
-    figures there are kept) and OUT/scaling.md."""
+def _merge_bench_json(out: Path, section: str, result: dict[str, Any]) -> None:
+    """OUT/bench.json with `section` set to `result`, other sections kept."""
     import json
 
-    from pftlab.bench_scaling import run_scaling, scaling_markdown
-    from pftlab.core.io import atomic_write_text, write_json
+    from pftlab.core.io import write_json
 
-    result = run_scaling(lambda line: console.print(line), quick=quick)
     out.mkdir(parents=True, exist_ok=True)
     bench_json = out / "bench.json"
     try:
         previous = json.loads(bench_json.read_text(encoding="utf-8")) if bench_json.is_file() else {}
     except (UnicodeDecodeError, json.JSONDecodeError):
         previous = {}
-    write_json(bench_json, {**(previous if isinstance(previous, dict) else {}), "scaling": result})
+    write_json(bench_json, {**(previous if isinstance(previous, dict) else {}), section: result})
+
+
+def _bench_precision(out: Path, console: Any, args: argparse.Namespace) -> int:
+    """fp32 against --precision on --device, the pftlab side of the workload: into bench.json (`precision`)."""
+    from pftlab.bench import precision_markdown, run_precision
+    from pftlab.core.compute import resolve
+
+    resolve(args.device, args.precision)  # a missing device or tf32 off CUDA: one line, before any work
+    result = run_precision(args.precision, args.device, lambda line: console.print(line), quick=args.quick)
+    _merge_bench_json(out, "precision", result)
+    print(precision_markdown(result), end="")
+    return 0
+
+
+def _bench_scaling(out: Path, console: Any, quick: bool) -> int:
+    """The scaling benchmark alone: its figures go into OUT/bench.json under `scaling` (other
+    figures there are kept) and OUT/scaling.md."""
+
+    from pftlab.bench_scaling import run_scaling, scaling_markdown
+    from pftlab.core.io import atomic_write_text
+
+    result = run_scaling(lambda line: console.print(line), quick=quick)
+    _merge_bench_json(out, "scaling", result)
     atomic_write_text(out / "scaling.md", scaling_markdown(result))
     print(scaling_markdown(result), end="")
     return 0
@@ -283,6 +333,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list the personalization methods and their hyper-parameters")
     methods.set_defaults(func=_methods)
+
+    pre = sub.add_parser(
+        "pretrain",
+        help="train the config's model centrally on data no client holds ([pretrain]), for model.init",
+        description="Train [model] on the pooled train + val splits of the [pretrain.data] federation "
+        "([pretrain] epochs, lr, batch_size, momentum; cached by their hash) and write the weights to --out.",
+    )
+    pre.add_argument("config", metavar="CONFIG.toml")
+    pre.add_argument("--out", required=True, metavar="PATH.safetensors", help="where the weights go")
+    pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set pretrain.epochs=10")
+    pre.add_argument("--check", action="store_true", help=CHECK_HELP)
+    pre.set_defaults(func=_pretrain)
 
     models = sub.add_parser(
         "models",
@@ -355,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.md (default runs/bench)")
     bench.add_argument("--quick", action="store_true", help="a seconds-long smoke run of the same code on tiny data")
+    bench.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "tf32"),
+        default="fp32",
+        help="not fp32: only the pftlab side, in fp32 and in this precision (alternating, fastest of 2 each): "
+        "speed-up and metric difference into bench.json (`precision`)",
+    )
+    bench.add_argument("--device", default="cpu", help="with --precision: where (auto, cpu, cuda, cuda:N, mps)")
     bench.add_argument(
         "--scaling",
         action="store_true",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pftlab.core.compute import on_device
 from pftlab.data.dataset import FederatedData
 from pftlab.evaluate.distortion import distortion, no_distortion
 from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
@@ -64,9 +65,10 @@ class Scoring:
         s = self.sample
         offsets = self._offsets = s.offsets  # computed once: every row needs its client's start
         whole = [np.arange(offsets[j], offsets[j] + s.sizes[j]) for j in s.clients]
-        self._shared = torch.from_numpy(np.concatenate([s.images, *whole]).astype(np.int64))
-        self._client_pos = torch.from_numpy(np.repeat(np.arange(len(s.clients)), s.sizes[s.clients]).astype(np.int64))
-        self._owner = torch.from_numpy(s.owner)
+        self._shared = on_device(torch.from_numpy(np.concatenate([s.images, *whole]).astype(np.int64)))
+        positions = np.repeat(np.arange(len(s.clients)), s.sizes[s.clients]).astype(np.int64)
+        self._client_pos = on_device(torch.from_numpy(positions))
+        self._owner = on_device(torch.from_numpy(s.owner))
 
     @property
     def num_clients(self) -> int:
@@ -91,7 +93,8 @@ class Scoring:
         s = self.sample
         assert s is not None
         start = int(self._offsets[client])
-        own = torch.arange(start, start + int(s.sizes[client]))
+        device = self._shared.device
+        own = torch.arange(start, start + int(s.sizes[client]), device=device)
         index = torch.cat([own, self._shared])
         glob = self.global_features[index]
         feats = glob if frozen else features(model, self.head, self.pool.x[index])
@@ -100,19 +103,22 @@ class Scoring:
         n_own, m = len(own), len(s.images)
         payload = {
             "local": int(hits[:n_own].sum()),
-            "sample": pack_bits(hits[n_own : n_own + m].numpy()),
-            "clients": torch.zeros(len(s.clients), dtype=torch.int64)
+            "sample": pack_bits(hits[n_own : n_own + m].cpu().numpy()),
+            "clients": torch.zeros(len(s.clients), dtype=torch.int64, device=device)
             .index_add_(0, self._client_pos, hits[n_own + m :])
             .tolist(),
         }
         if frozen:
             return payload, no_distortion()
         # distortion: own test set exactly, others on the sampled images of other clients
-        owner = torch.cat([torch.full((n_own,), client), self._owner, torch.full((len(index) - n_own - m,), -1)])
-        keep = torch.cat(
-            [torch.ones(n_own + m, dtype=torch.bool), torch.zeros(len(index) - n_own - m, dtype=torch.bool)]
+        rest = len(index) - n_own - m
+        owner = torch.cat(
+            [torch.full((n_own,), client, device=device), self._owner, torch.full((rest,), -1, device=device)]
         )
-        keep &= (owner != client) | (torch.arange(len(index)) < n_own)
+        keep = torch.cat(
+            [torch.ones(n_own + m, dtype=torch.bool, device=device), torch.zeros(rest, dtype=torch.bool, device=device)]
+        )
+        keep &= (owner != client) | (torch.arange(len(index), device=device) < n_own)
         return payload, distortion(feats[keep], glob[keep], owner[keep], client)
 
     @torch.no_grad()
@@ -125,7 +131,7 @@ class Scoring:
             return np.tile(row, (n, 1))
         scores = SampledScores.empty(n, len(self.sample.images), len(self.sample.clients))
         image = self.sample.images
-        hits = (head_net(self.global_features[image]).argmax(1) == self.pool.y[image]).to(torch.uint8).numpy()
+        hits = (head_net(self.global_features[image]).argmax(1) == self.pool.y[image]).to(torch.uint8).cpu().numpy()
         scores.local_hits[:] = row  # client i's own test set
         scores.sample_hits[:] = hits[None, :]
         scores.client_hits[:] = row[self.sample.clients][None, :]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pftlab.core.args import check_out_dir, check_seeds
+from pftlab.core.compute import resolve as resolve_compute
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import BENCHMARKS, build_federation
 from pftlab.data.sources.files import DATA_ENV, data_root, origin, present
@@ -68,10 +69,12 @@ def check_run(cfg: Config, out: Path, seeds: list[int] | None = None) -> str:
     """One line saying what the run would do; raises UserError naming the first problem."""
     check_seeds(seeds)
     check_out_dir(out)
+    compute = resolve_compute(cfg.runtime.device, cfg.runtime.precision)  # the device is there
     data = check_data(cfg)
     methods = check_methods(cfg)
     runs = f"{len(seeds)} seeds" if seeds else f"seed {cfg.seed}"
     return (
         f"config OK: {data}; {cfg.federated.algorithm} for {cfg.federated.rounds} rounds; "
-        f"methods {', '.join(methods)}; {runs}; results would go to {out}/"
+        f"methods {', '.join(methods)}; {runs}; on {compute.device} in {compute.precision}; "
+        f"results would go to {out}/"
     )

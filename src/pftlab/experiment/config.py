@@ -39,6 +39,7 @@ __all__ = [
     "FederatedConfig",
     "ModelConfig",
     "PersonalizeConfig",
+    "PretrainConfig",
     "RuntimeConfig",
     "Strict",
     "dumps_toml",
@@ -54,6 +55,26 @@ class RuntimeConfig(Strict):
         "auto", description="auto: batched for head-only recipes it covers, the plain loop otherwise (faster on CPU)"
     )
     batch_clients: int = Field(16, ge=1, le=4096, description="clients personalized together by the batched engine")
+    device: str = Field(
+        "auto", min_length=1, max_length=32, description="auto (CUDA, else MPS, else CPU) | cpu | cuda | cuda:N | mps"
+    )
+    precision: Literal["fp32", "bf16", "tf32"] = Field(
+        "fp32", description="bf16: autocast forward/backward, fp32 weights and sums; tf32: CUDA matmuls"
+    )
+
+
+class PretrainConfig(Strict):
+    """`pftlab pretrain`: the model trained centrally on the pooled train + val splits of another
+    federation (data no client of the run holds), for `model.init`. Not part of a run's key."""
+
+    data: DataConfig = Field(
+        default_factory=lambda: DataConfig(benchmark="fmnist-dirichlet"),
+        description="the pretraining data: a benchmark's federation, pooled (its clients do not matter)",
+    )
+    epochs: int = Field(5, ge=1, le=1000)
+    lr: float = Field(0.05, gt=0, le=10)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    momentum: float = Field(0.9, ge=0, lt=1)
 
 
 class Config(Strict):
@@ -68,6 +89,7 @@ class Config(Strict):
     )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
     @model_validator(mode="after")
     def _registered_names(self) -> Config:
@@ -138,6 +160,10 @@ class Config(Strict):
         out["method"] = {m: self.method_params(m).model_dump(mode="json") for m in self.personalize.methods}
         if not self.search:
             del out["search"]
+        if self.pretrain == PretrainConfig():
+            del out["pretrain"]  # only `pftlab pretrain` reads it: a run's config and key leave it out
+        else:
+            out["pretrain"]["data"] = self.pretrain.data.resolved()
         return out
 
 

@@ -27,6 +27,9 @@ from torch import nn
 from pftlab import __version__
 from pftlab.core.allocator import keep_freed_memory
 from pftlab.core.args import check_outputs
+from pftlab.core.compute import current as current_compute
+from pftlab.core.compute import on_device, using
+from pftlab.core.compute import resolve as resolve_compute
 from pftlab.core.errors import UserError
 from pftlab.core.heartbeat import Heartbeat
 from pftlab.core.io import config_hash, load_weights, save_weights
@@ -43,6 +46,7 @@ from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
 from pftlab.models import build_model
 from pftlab.models.identity import compute_identity, model_identity
+from pftlab.models.init import load_init
 from pftlab.personalize import METHODS, Baseline, Method, personalize_batch, personalize_client, recipe, supports
 from pftlab.personalize.baselines import train_baseline
 from pftlab.training.loop import trained_params
@@ -314,6 +318,7 @@ def key_parts(cfg: Config, fed: Any, model: nn.Module, model_fn: ModelFn | None)
     threads as they are), the partition, the model's identity, the compute setting and the global
     checkpoint's key. `model` must still hold its initial weights."""
     resolved = cfg.resolved()
+    resolved.pop("pretrain", None)  # read by `pftlab pretrain` only; model.init's weights are in the model identity
     resolved["runtime"].pop("progress", None)
     resolved["runtime"]["threads"] = torch.get_num_threads()
     made_by = None
@@ -363,6 +368,14 @@ def run_experiment(
     `model_fn(input_shape, num_classes)` replaces the configured model with any torch module
     whose last layer is the submodule named `head`; its identity is part of every key.
     """
+    compute = resolve_compute(cfg.runtime.device, cfg.runtime.precision)  # a missing device: one line, now
+    with using(compute):
+        return _run_experiment(cfg, out, console, model_fn, head, resume)
+
+
+def _run_experiment(
+    cfg: Config, out: Path, console: Console | None, model_fn: ModelFn | None, head: str, resume: bool
+) -> dict[str, Any]:
     console = console or Console(stderr=True)
     check_outputs(out)  # the run folder and the cache can be written: refused now, not after the compute
     threads = set_threads(cfg.runtime.threads)
@@ -371,7 +384,15 @@ def run_experiment(
     fed = build_federation(cfg.data, cfg.seed)
     timings["data"] = time.perf_counter() - t0
 
-    make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
+    built = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
+
+    def make(shape: tuple[int, ...], classes: int) -> nn.Module:
+        """Built on the CPU (same seed, same weights), started from model.init if given, moved to the device."""
+        module = built(shape, classes)
+        if cfg.model.init:
+            load_init(module, cfg.model.init, cfg.model.init_head, head)
+        return module.to(current_compute().device)
+
     model = make(fed.input_shape, fed.num_classes)
     check_blocks(model, cfg, head)
     parts = key_parts(cfg, fed, model, model_fn)
@@ -420,6 +441,7 @@ def run_experiment(
             functools.partial(_advance_round, progress, task, heartbeat("global model rounds", cfg.federated.rounds)),
             head,
         )
+        weights = {k: on_device(v) for k, v in weights.items()}  # a reused checkpoint loads on the CPU
         if reused:
             progress.update(task, completed=cfg.federated.rounds, info=f"reused {ckpt.name[:12]}")
             earlier["global"] = [stage_seconds(ckpt)]
@@ -490,8 +512,12 @@ def run_experiment(
         "threads": threads,
         "allocator": keep_freed_memory(),
         "engine": cfg.runtime.engine,
-        "model": parts["model"],
+        "model": {
+            **parts["model"],
+            **({"init": cfg.model.init, "init_head": cfg.model.init_head} if cfg.model.init else {}),
+        },
         "compute": parts["compute"],
+        **current_compute().describe(),
         "global_checkpoint": str(ckpt),
         "global_checkpoint_reused": reused,
         "seconds": {

@@ -76,7 +76,7 @@ def personalize_batch(
         )
         ok = torch.ones(len(clients), dtype=torch.bool)
         for t in stacked.values():
-            ok &= torch.isfinite(t).flatten(1).all(1)
+            ok &= torch.isfinite(t).flatten(1).all(1).cpu()
         run_losses = [loss if good else math.nan for loss, good in zip(run_losses, ok.tolist(), strict=True)]
         results.append(unstack(stacked, shared, len(clients)))
         losses = [b if math.isfinite(a) else a for a, b in zip(losses, run_losses, strict=True)]  # nan sticks

@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
+from pftlab.core.compute import autocast, on_device
 from pftlab.core.schema import Strict
 from pftlab.core.seeding import torch_generator
 from pftlab.data.dataset import Dataset
@@ -64,7 +65,7 @@ def member_epochs(epochs: int, pool: int) -> list[int]:
 def personalize_lss(
     model: nn.Module, data: Dataset, p: Params, budget: PersonalizeConfig, seed: int, client: int, head: str
 ) -> None:
-    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    x, y = on_device(torch.from_numpy(data.x)), on_device(torch.from_numpy(data.y))
     start = {n: q.detach().clone() for n, q in model.named_parameters()}
     buffers = dict(model.named_buffers())
     gen = torch_generator(seed, "lss", client)
@@ -77,10 +78,12 @@ def personalize_lss(
         opt = make_optimizer(member.values(), p.lr, budget)
         for _ in range(n_epochs):
             for idx in epoch_order(len(y), seed, "personalize", client, epoch).split(budget.batch_size):  # type: ignore[no-untyped-call]  # torch leaves Tensor.split unannotated
-                w = -torch.rand(len(pool) + 1, generator=gen).log()
+                w = on_device(-torch.rand(len(pool) + 1, generator=gen).log())  # drawn on the CPU: same on any device
                 w = w / w.sum()
                 mixed = {n: w[-1] * member[n] + sum(w[j] * m[n] for j, m in enumerate(pool)) for n in member}
-                loss = F.cross_entropy(functional_call(model, {**mixed, **buffers}, (x[idx],)), y[idx])
+                idx = on_device(idx)
+                with autocast():
+                    loss = F.cross_entropy(functional_call(model, {**mixed, **buffers}, (x[idx],)), y[idx])
                 loss = loss + p.affinity * _sq_dist(member, start)
                 if pool:
                     loss = loss - p.diversity * sum(_sq_dist(member, m) for m in pool) / len(pool)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from pftlab.core.compute import on_device
 from pftlab.core.weights import Weights
 from pftlab.data.dataset import Dataset
 from pftlab.models.heads import features, head_module
@@ -84,8 +85,9 @@ def train_batch(
         n: t.detach().unsqueeze(0).repeat(n_clients, *[1] * t.dim()) for n, t in start.items() if n in trained
     }
     shared = {n: t.detach().clone() for n, t in start.items() if n not in trained}  # never aliases the model
-    xs = [torch.from_numpy(d.x) for d in data]
-    ys = [torch.from_numpy(d.y).long() for d in data]
+    xs = [on_device(torch.from_numpy(d.x)) for d in data]
+    ys = [on_device(torch.from_numpy(d.y).long()) for d in data]
+    device = xs[0].device
     sizes = [len(y) for y in ys]
     if min(sizes) < 1:
         raise ValueError("every client needs at least one training sample")
@@ -121,16 +123,16 @@ def train_batch(
         buffers: dict[str, torch.Tensor] = {}
         for _ in range(phase.epochs):
             steps = max(math.ceil(n / optim.batch_size) for n in sizes)
-            order = torch.full((n_clients, steps * optim.batch_size), -1, dtype=torch.long)  # -1: padding
+            order = torch.full((n_clients, steps * optim.batch_size), -1, dtype=torch.long, device=device)  # -1: pad
             for k, (n, c) in enumerate(zip(sizes, clients, strict=True)):
                 order[k, :n] = epoch_order(n, seed, purpose, c, epoch)
-            totals = torch.zeros(n_clients, dtype=torch.float64)
+            totals = torch.zeros(n_clients, dtype=torch.float64, device=device)
             for s in range(steps):
                 part = order[:, s * optim.batch_size : (s + 1) * optim.batch_size]
                 weight = (part >= 0).to(inputs.dtype)
                 idx = part.clamp(min=0)
                 active = weight.sum(1) > 0
-                rows = torch.arange(n_clients).unsqueeze(1)
+                rows = torch.arange(n_clients, device=device).unsqueeze(1)
                 trainable = {local[n]: stacked[n] for n in names}
                 grads, (_, data_loss) = step(trainable, fixed, common, inputs[rows, idx], y_pad[rows, idx], weight)
                 _sgd(stacked, {n: grads[local[n]] for n in names}, buffers, active, phase.lr, optim)

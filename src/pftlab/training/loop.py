@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pftlab.core.compute import autocast, on_device
 from pftlab.core.errors import UserError
 from pftlab.core.seeding import numpy_rng
 from pftlab.data.augment import training_augment
@@ -128,7 +129,7 @@ def train(
     """
     augment = training_augment(data)
     with channels_last(model):
-        x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        x, y = on_device(torch.from_numpy(data.x)), on_device(torch.from_numpy(data.y))
         start = (
             {n: p.detach().clone() for n, p in model.named_parameters()} if any(p.proximal_mu for p in phases) else {}
         )
@@ -154,9 +155,11 @@ def train(
                     total = 0.0
                     aug = augment if augment is not None and phase.train != "head" else None
                     aug_rng = numpy_rng(seed, purpose, "augment", client, epoch) if aug is not None else None
-                    for idx in epoch_order(len(y), seed, purpose, client, epoch).split(optim.batch_size):  # type: ignore[no-untyped-call]  # torch leaves Tensor.split unannotated
+                    order = on_device(epoch_order(len(y), seed, purpose, client, epoch))
+                    for idx in order.split(optim.batch_size):  # type: ignore[no-untyped-call]  # torch leaves Tensor.split unannotated
                         batch = inputs[idx] if aug is None or aug_rng is None else aug(inputs[idx], aug_rng)
-                        data_loss = F.cross_entropy(net(batch), y[idx])
+                        with autocast():
+                            data_loss = F.cross_entropy(net(batch), y[idx])
                         loss = data_loss if phase.flood is None else (data_loss - phase.flood).abs() + phase.flood
                         if phase.proximal_mu:
                             loss = loss + phase.proximal_mu / 2 * sum(
