@@ -18,7 +18,7 @@ install: $(VENV)/.torch-installed
 	$(PY) -m pip install --quiet -e .
 
 install-test: $(VENV)/.torch-installed
-	$(PY) -m pip install --quiet -e ".[test,flower]"
+	$(PY) -m pip install --quiet -e ".[test,flower,hf]"
 	# the example plugin (examples/pftlab-example-plugin): its entry points are what tests/test_example_plugin.py checks
 	$(PY) -m pip install --quiet --no-deps -e examples/pftlab-example-plugin
 

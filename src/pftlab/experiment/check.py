@@ -28,7 +28,7 @@ def check_data(cfg: Config) -> str:
     bench = BENCHMARKS[cfg.data.benchmark]
     params = cfg.data.params()
     path = getattr(params, "path", None)
-    if path is not None:  # the user's own data: image-folder or table
+    if path is not None and not getattr(params, "hub", ""):  # the user's own data: image-folder, table, hf
         if not path:
             raise UserError(f"data.path is required for benchmark {bench.name!r}: {bench.description}")
         if "\0" in path or not Path(path).expanduser().exists():

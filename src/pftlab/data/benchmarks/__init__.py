@@ -13,14 +13,20 @@ from typing import Any
 from pftlab.core.registry import Registry, caller_package
 from pftlab.data.augment import augment_of, prepare
 from pftlab.data.benchmarks import (
+    celeba,
+    chexpert,
     cifar10c,
     cifar100c,
     colored_mnist,
     digits,
     digits_quick,
+    domainnet,
     heart,
+    hf_dataset,
     label_shift,
     mnist_writers,
+    office_home,
+    pacs,
     user_data,
 )
 from pftlab.data.benchmarks.base import Benchmark
@@ -34,12 +40,18 @@ for _b in (
     cifar100c.BENCHMARK,
     digits.BENCHMARK,
     colored_mnist.BENCHMARK,
+    celeba.BENCHMARK,
+    chexpert.BENCHMARK,
     label_shift.CIFAR,
     label_shift.FMNIST,
     mnist_writers.BENCHMARK,
     heart.BENCHMARK,
+    pacs.BENCHMARK,
+    office_home.BENCHMARK,
+    domainnet.BENCHMARK,
     user_data.FOLDER,
     user_data.TABLE,
+    hf_dataset.BENCHMARK,
 ):
     BENCHMARKS.register(_b)
 

@@ -146,16 +146,42 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
+def decode_errors() -> tuple[type[Exception], ...]:
+    """What Pillow raises for a file that is no image it can read (or one too large to be safe)."""
     from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+
+
+def image_array(image: Any, size: int, channels: int) -> np.ndarray:
+    """A Pillow image as float32 in [0, 1], channels first: RGB (3) or grey (1), resized to size x size (bilinear)."""
+    from PIL import Image
+
+    im = image.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    out: np.ndarray = arr.transpose(2, 0, 1) if channels == 3 else arr[None]
+    return out
+
+
+def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
+    from PIL import Image
 
     try:
         with Image.open(path) as opened:
-            im = opened.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            return image_array(opened, size, channels)
+    except decode_errors() as err:
         raise UserError(f"cannot decode image {path}: {err}; fix or remove it") from None
-    return arr.transpose(2, 0, 1) if channels == 3 else arr[None]
+
+
+def domain_parts(n: int, domain: str, clients: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """A domain's `n` samples split IID into `clients` clients: each client's name ('domain/k') and sorted indices.
+
+    The split is drawn from (seed, 'domain-split', domain), so it does not depend on the other domains.
+    """
+    if clients == 1:
+        return [(domain, np.arange(n))]
+    order = numpy_rng(seed, "domain-split", domain).permutation(n)
+    return [(f"{domain}/{k}", np.sort(part)) for k, part in enumerate(np.array_split(order, clients))]
 
 
 def folder_pools(p: FolderParams, seed: int) -> list[ClientPool]:
@@ -214,10 +240,8 @@ def folder_pools(p: FolderParams, seed: int) -> list[ClientPool]:
         if p.layout == "client/class":
             pools.append(ClientPool(data, name, np.arange(len(y))))
             continue
-        order = numpy_rng(seed, "domain-split", name).permutation(len(y))
-        for k, part in enumerate(np.array_split(order, p.clients_per_domain)):
-            part = np.sort(part)
-            pools.append(ClientPool(data.subset(part), name if p.clients_per_domain == 1 else f"{name}/{k}", part))
+        for client, part in domain_parts(len(y), name, p.clients_per_domain, seed):
+            pools.append(ClientPool(data.subset(part), client, part))
     return pools
 
 
@@ -262,13 +286,14 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
     return dict(zip(names, cells, strict=True))
 
 
-def _values(path: Path, table: dict[str, list[Any]], column: str, what: str) -> list[str]:
+def column_values(source: str, column: str, cells: list[Any], what: str) -> list[str]:
+    """The canonical spelling of every cell of a client or label column; a missing one is refused with its row."""
     out = []
-    for i, v in enumerate(table[column]):
+    for i, v in enumerate(cells):
         c = canonical(v)
         if c is None:
             raise UserError(
-                f"{path.name}: row {i + 1} has no {what} (column {column!r} holds {v!r}); every row needs a client "
+                f"{source}: row {i + 1} has no {what} (column {column!r} holds {v!r}); every row needs a client "
                 "and a label: fill or drop that row"
             )
         out.append(c)
@@ -290,8 +315,10 @@ def standardized(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _as_float32(x: np.ndarray, features: list[str], name: str) -> np.ndarray:
-    """`x` as float32 unchanged (data.standardize = false): a column float32 cannot hold is refused."""
+def scaled_features(x: np.ndarray, features: list[str], name: str, standardize: bool) -> np.ndarray:
+    """`x` `standardized`, or (standardize = false) as float32 unchanged: a column float32 cannot hold is refused."""
+    if standardize:
+        return standardized(x)
     big, tiny = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
     for j, col in enumerate(features):
         top = float(np.abs(x[:, j]).max())
@@ -319,40 +346,56 @@ def table_pools(p: TableParams, seed: int) -> list[ClientPool]:
         raise UserError(f"{path.name} has no feature columns besides {client_column!r} and {label_column!r}")
     if not table[label_column]:
         raise UserError(f"{path.name} has a header but no rows")
-    owner = _values(path, table, client_column, "client")
-    labels = _values(path, table, label_column, "label")
-    x = np.empty((len(labels), len(features)), dtype=np.float64)
-    for j, col in enumerate(features):
-        for i, v in enumerate(table[col]):
-            try:
-                x[i, j] = float(v)
-            except (TypeError, ValueError, OverflowError):
-                raise UserError(f"{path.name}: row {i + 1}, column {col!r}: {v!r} is not a number") from None
-    if not np.isfinite(x).all():
-        i, j = np.argwhere(~np.isfinite(x))[0]
-        raise UserError(
-            f"{path.name}: row {i + 1}, column {features[j]!r} is not finite ({table[features[j]][i]!r}); "
-            "allowed: finite numbers within float64: fill missing values first"
-        )
+    owner = column_values(path.name, client_column, table[client_column], "client")
+    labels = column_values(path.name, label_column, table[label_column], "label")
+    x = feature_matrix(path.name, table, features)
     classes = ordered(labels)
     if len(classes) < 2:
         raise UserError(
             f"{path.name}: column {label_column!r} holds one label ({classes[0]!r}); a classifier needs at least 2"
         )
-    x32 = standardized(x) if p.standardize else _as_float32(x, features, path.name)
+    x32 = scaled_features(x, features, path.name, p.standardize)
     index = {c: k for k, c in enumerate(classes)}
     y = np.array([index[v] for v in labels], dtype=np.int64)
-    rows: dict[str, list[int]] = {}
-    for i, client in enumerate(owner):
-        rows.setdefault(client, []).append(i)
-    if len(rows) < 2:
+    if len(set(owner)) < 2:
         raise UserError(
             f"{path.name}: column {client_column!r} holds one client ({owner[0]!r}); a federation needs at least 2"
         )
+    return owner_pools(x32, y, classes, owner)
+
+
+def feature_matrix(source: str, columns: dict[str, list[Any]], features: list[str]) -> np.ndarray:
+    """The feature columns as float64 (N, len(features)); a cell that is no finite number is refused with its place."""
+    x = np.empty((len(columns[features[0]]), len(features)), dtype=np.float64)
+    for j, col in enumerate(features):
+        for i, v in enumerate(columns[col]):
+            try:
+                x[i, j] = float(v)
+            except (TypeError, ValueError, OverflowError):
+                raise UserError(f"{source}: row {i + 1}, column {col!r}: {v!r} is not a number") from None
+    if not np.isfinite(x).all():
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        raise UserError(
+            f"{source}: row {i + 1}, column {features[j]!r} is not finite ({columns[features[j]][i]!r}); "
+            "allowed: finite numbers within float64: fill missing values first"
+        )
+    return x
+
+
+def owner_pools(
+    x: np.ndarray, y: np.ndarray, classes: list[str], owner: list[str], clients_per_owner: int = 1, seed: int = 0
+) -> list[ClientPool]:
+    """One client per distinct `owner` value, in `ordered` order, or `clients_per_owner` IID clients per value
+    (`domain_parts`); each pool's source_index is its rows."""
+    rows: dict[str, list[int]] = {}
+    for i, name in enumerate(owner):
+        rows.setdefault(name, []).append(i)
     pools = []
-    for client in ordered(rows):
-        idx = np.array(rows[client], dtype=np.int64)
-        pools.append(ClientPool(Dataset(x32[idx], y[idx], len(classes), client, {"classes": classes}), client, idx))
+    for name in ordered(rows):
+        own = np.array(rows[name], dtype=np.int64)
+        for client, part in domain_parts(len(own), name, clients_per_owner, seed):
+            idx = own[part]
+            pools.append(ClientPool(Dataset(x[idx], y[idx], len(classes), client, {"classes": classes}), client, idx))
     return pools
 
 

@@ -10,7 +10,8 @@ files come from the publishers or from tensorflow/datasets' pinned checksums (no
 Some sources are read in another form where the official one differs from the offline copy:
 CIFAR-10's official binary archive stands in for the offline JPEG copy (`ALTERNATIVES`); a
 loader reads the official form when it is present. Sources that cannot be fetched (no stable
-public location, or registration first) say what to download and where to put it (`MANUAL`).
+public location, or registration first) say what to download and where to put it (`MANUAL`);
+where such a file's checksum is published (`KNOWN`), a copy put in place by hand is verified too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ QMNIST_AT = "https://raw.githubusercontent.com/facebookresearch/qmnist/94061367e
 UCI_HEART = "https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/"
 CIFAR = "https://www.cs.toronto.edu/~kriz/"
 USPS_AT = "https://raw.githubusercontent.com/mazuelas/SMRC/98a3c406ced2a05b4bf5a42c388569ea9225e7b8/data/"
+VISDA = "http://csr.bu.edu/ftp/visda/2019/multi-source/"
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,50 @@ SOURCES: dict[str, Source] = {
                 ),
             ),
         ),
+        Source(
+            "domainnet",
+            "DomainNet, the six domain zips (clipart and painting: the cleaned ground-truth versions)",
+            "research use (Peng et al. 2019, ai.bu.edu/M3SDA)",
+            "tensorflow/datasets url_checksums/domainnet.txt",
+            (
+                _remote(
+                    "domainnet",
+                    "clipart.zip",
+                    (VISDA + "groundtruth/",),
+                    ("f8f248a3e8bbc9868c523ae24e6601b4c2ad102afc60c0efeb4f3255df22354d", 1_270_909_081),
+                ),
+                _remote(
+                    "domainnet",
+                    "infograph.zip",
+                    (VISDA,),
+                    ("891e14f476317e97b6f06d6498c11d0a5b8d0c8b57210765ed9beb072da611fa", 4_338_659_804),
+                ),
+                _remote(
+                    "domainnet",
+                    "painting.zip",
+                    (VISDA + "groundtruth/",),
+                    ("fa47e6d405503ea0286cabd767f176bd30e988b63ddd7b9db16cf030c9770015", 3_679_366_174),
+                ),
+                _remote(
+                    "domainnet",
+                    "quickdraw.zip",
+                    (VISDA,),
+                    ("9f37df2a8c3733703dbb35ad9964202a65f675ca30137756457537536b485d84", 459_920_701),
+                ),
+                _remote(
+                    "domainnet",
+                    "real.zip",
+                    (VISDA,),
+                    ("d7fe010b430c5b510f85d657d38c4a1924822695fabea4fef57bd00dba251d63", 6_062_039_589),
+                ),
+                _remote(
+                    "domainnet",
+                    "sketch.zip",
+                    (VISDA,),
+                    ("23a7dbae7016b343e934399beaa8a68728fb5e570ebe2c71df9b75cf91c499fc", 2_633_992_926),
+                ),
+            ),
+        ),
     )
 }
 
@@ -247,6 +293,39 @@ MANUAL: dict[str, str] = {
         "mnist_m/mnist_m_{train,test}_labels.txt with the first 12,000 train and all 9,001 test images, as in "
         "github ShichengChen/Domain-Adversarial-Training-of-Neural-Networks @ dae4e088; put it in the data root"
     ),
+    "celeba/img_align_celeba.zip": (
+        "CelebA is on Google Drive (download quota, confirmation pages), so it cannot be fetched: from "
+        "http://mmlab.ie.cuhk.edu.hk/projects/CelebA.html download 'Align&Cropped Images' img_align_celeba.zip "
+        "(1.4 GB; keep it zipped) and put it at celeba/img_align_celeba.zip in the data root"
+    ),
+    "celeba/list_attr_celeba.txt": (
+        "CelebA is on Google Drive (download quota, confirmation pages), so it cannot be fetched: from "
+        "http://mmlab.ie.cuhk.edu.hk/projects/CelebA.html download Anno/list_attr_celeba.txt and put it at "
+        "celeba/list_attr_celeba.txt in the data root"
+    ),
+    "CheXpert-v1.0-small/": (
+        "CheXpert needs registration: accept the research use agreement at "
+        "https://stanfordmlgroup.github.io/competitions/chexpert/, download CheXpert-v1.0-small and unzip it in the "
+        "data root, so that CheXpert-v1.0-small/train.csv and the images it names are there"
+    ),
+    "PACS/": (
+        "PACS has no stable public download: get DomainBed's copy, the Google Drive file "
+        "https://drive.google.com/uc?id=1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd (PACS.zip), unzip it in the data "
+        "root and rename the kfold/ folder it makes to PACS/, so that "
+        "PACS/{art_painting,cartoon,photo,sketch}/<class>/<image> are there"
+    ),
+    "OfficeHomeDataset_10072016/": (
+        "Office-Home is downloaded after accepting its terms at https://www.hemanthdv.org/officeHomeDataset.html: "
+        "get OfficeHomeDataset_10072016.zip there and unzip it in the data root, so that "
+        "OfficeHomeDataset_10072016/{Art,Clipart,Product,Real World}/<class>/<image> are there"
+    ),
+}
+
+# Files that cannot be fetched but whose (sha256, size) is published: a copy put in place by hand is verified.
+# CelebA: tensorflow/datasets url_checksums/celeb_a.txt.
+KNOWN: dict[str, tuple[str, int]] = {
+    "celeba/img_align_celeba.zip": ("46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74", 1_443_490_838),
+    "celeba/list_attr_celeba.txt": ("f0e5da289d5ccf75ffe8811132694922b60f2af59256ed362afa03fefba324d0", 26_721_026),
 }
 
 
@@ -262,4 +341,6 @@ def source_of(path: str) -> str | None:
 def accepted_sha256(path: str) -> tuple[str, ...]:
     """Every sha256 a file at `path` may have (empty if the catalog does not know the path)."""
     remote = REMOTES.get(path)
-    return tuple(sha for sha, _ in remote.accepted) if remote else ()
+    if remote is None:
+        return (KNOWN[path][0],) if path in KNOWN else ()
+    return tuple(sha for sha, _ in remote.accepted)
