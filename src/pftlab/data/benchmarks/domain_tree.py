@@ -34,6 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from pftlab.core.errors import UserError
 from pftlab.core.schema import Strict
 from pftlab.core.seeding import numpy_rng
+from pftlab.data.benchmarks.base import Benchmark
 from pftlab.data.benchmarks.user_data import IMAGE_SUFFIXES, decode_errors, domain_parts, image_array
 from pftlab.data.dataset import Dataset
 from pftlab.data.federate import ClientPool
@@ -263,3 +264,31 @@ def domain_pools(name: str, tree: Tree, p: DomainParams, seed: int, decode: Deco
         for client, part in domain_parts(len(y), d, p.clients_per_domain, seed):
             pools.append(ClientPool(data.subset(part), client, idx[part]))
     return pools
+
+
+def folder_benchmark(
+    name: str, root: str, all_domains: tuple[str, ...], description: str, quick: dict[str, object]
+) -> Benchmark:
+    """A domain-shift dataset kept as a folder tree `root`<domain>/<class>/<image> (PACS, Office-Home)."""
+
+    class Params(DomainParams):
+        DOMAINS: ClassVar[tuple[str, ...]] = all_domains
+
+        domains: list[str] = Field(
+            default=list(all_domains), min_length=1, max_length=len(all_domains), description=", ".join(all_domains)
+        )
+
+    def pools(p: Params, seed: int) -> list[ClientPool]:
+        tree = folder_tree(root, all_domains)
+        return domain_pools(name, tree, p, seed, lambda d, entries, size: decode_files(entries, size))
+
+    return Benchmark(
+        name,
+        "covariate (a visual domain per client)",
+        description,
+        Params,
+        pools,
+        quick=quick,
+        files=(root,),
+        size=domain_size,
+    )
