@@ -28,7 +28,7 @@ from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import Dataset
 from pftlab.evaluate.matrix import accuracy
 from pftlab.experiment.config import Config
-from pftlab.models import build_model
+from pftlab.models import build_model, resolve_name
 from pftlab.training.config import OptimizerConfig
 from pftlab.training.loop import train
 from pftlab.training.phase import Phase
@@ -71,8 +71,9 @@ def pretrain(cfg: Config, out: Path, say: Any = print) -> dict[str, Any]:
             return {**json.loads(meta["record"]), "reused": True, "out": str(out)}
         except (CorruptFile, OSError, ValueError):
             pass  # damaged: trained again
+    name = resolve_name(cfg.model.name, fed.input_shape)
     say(
-        f"pretraining {cfg.model.name} on {p.data.benchmark} ({len(data):,} images, {fed.num_classes} classes) "
+        f"pretraining {name} on {p.data.benchmark} ({len(data):,} images, {fed.num_classes} classes) "
         f"for {p.epochs} epochs on {compute.device}"
     )
     t0 = time.perf_counter()
