@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +83,14 @@ def test_the_context_sets_and_restores_the_setting() -> None:
 
 
 class _Devices(TorchFunctionMode):
-    """Every tensor any torch function returns during a run, by device type."""
+    """Every tensor any torch function returns during a run, by device type, and where the heavy ops ran."""
 
-    COMPUTE = ("conv", "linear", "matmul", "mm", "cross_entropy", "softmax", "norm")
+    COMPUTE = ("conv", "linear", "matmul", "mm", "cross_entropy", "softmax")
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen: dict[str, int] = {}  # every tensor returned, by device type
-        self.compute: dict[str, set[str]] = {}  # the heavy ops (convolutions, matmuls, losses): where they ran
+        self.seen: dict[str, int] = {}
+        self.compute: dict[str, set[str]] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -106,15 +107,27 @@ def _tiny(quickstart: Path, tiny: list[str], *extra: str) -> Any:
     return load_config(quickstart, [*tiny, 'personalize.methods=["ft", "lp-ft"]', *extra])
 
 
+DEVICE = os.environ.get("PFTLAB_TEST_DEVICE", "cpu")  # scripts/device_check.sh sets cuda
+
+
+@pytest.mark.device
 def test_every_tensor_of_a_run_lives_on_the_configured_device(
     quickstart: Path, tiny: list[str], tmp_path: Path
 ) -> None:
+    """The heavy ops (convolutions, matmuls, losses) of a whole run, recipes and a baseline included, run
+    on the configured device; on the CPU every tensor any torch function returns is a CPU tensor."""
+    methods = 'personalize.methods=["ft", "lp-ft", "wise-ft", "soup-ft", "lss-ft", "sparse-ft", "fedrep"]'
+    cfg = load_config(quickstart, [*tiny, methods, f'runtime.device="{DEVICE}"'])
     mode = _Devices()
     with mode:
-        run_experiment(_tiny(quickstart, tiny, 'runtime.device="cpu"'), tmp_path / "run")
-    assert set(mode.seen) == {"cpu"} and mode.seen["cpu"] > 1000
+        run_experiment(cfg, tmp_path / "run")
+    device = torch.device(DEVICE).type
+    assert mode.seen.get(device, 0) > 1000
+    assert set(mode.compute) == {device} and {"conv2d", "linear"} <= mode.compute[device], mode.compute
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["device"] == "cpu" and info["precision"] == "fp32" and info["device_name"]
+    assert info["device"].startswith(device) and info["precision"] == "fp32" and info["device_name"]
+    if device == "cpu":
+        assert set(mode.seen) == {"cpu"}
 
 
 def test_explicit_cpu_and_auto_give_the_same_numbers_and_bf16_stays_close(
