@@ -59,7 +59,7 @@ if [ "${DEVICE%%:*}" = cuda ]; then
 fi
 
 step "mnist-writers seed 0, all methods, on $DEVICE"
-SIZE=$([ "$QUICK" = 1 ] && echo '--set data.size="quick"')
+SIZE=$([ "$QUICK" = 1 ] && echo '--set data.writers=20')
 t0=$(date +%s)
 # the published cell's own config (all 14 methods); evaluation as `auto` chooses (sampled at this size)
 $PY -m pftlab run docs/study/runs/mnist-writers/seed0/config.toml $SIZE --set "runtime.device=\"$DEVICE\"" \
