@@ -1,10 +1,12 @@
 """Models: each a backbone (feature extractor) plus a linear head named `head`.
 
 `MODELS` is the registry `model.name` is checked against; `auto` picks the CNN for square
-images and the MLP otherwise.
+images and the MLP otherwise. The ResNets (`resnet8`, `resnet20`, `resnet18`) are asked for by name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -16,6 +18,8 @@ from pftlab.models.cnn import SmallCNN
 from pftlab.models.config import ModelConfig
 from pftlab.models.heads import features, head_module, head_param_names
 from pftlab.models.mlp import MLP
+from pftlab.models.norm import Norm
+from pftlab.models.resnet import ResNet, resnet8, resnet18, resnet20
 from pftlab.models.spec import ModelSpec
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "MODELS",
     "ModelConfig",
     "ModelSpec",
+    "ResNet",
     "SmallCNN",
     "build_model",
     "features",
@@ -33,13 +38,16 @@ __all__ = [
 ]
 
 
-def _square_images(input_shape: tuple[int, ...]) -> str | None:
-    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
-        return (
-            f"model 'cnn' needs square images (C, H, H), got input shape {input_shape}; "
-            "use model.name = 'mlp' or 'auto'"
-        )
-    return None
+def _square_images(name: str) -> Callable[[tuple[int, ...]], str | None]:
+    def accepts(input_shape: tuple[int, ...]) -> str | None:
+        if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+            return (
+                f"model {name!r} needs square images (C, H, H), got input shape {input_shape}; "
+                "use model.name = 'mlp' or 'auto'"
+            )
+        return None
+
+    return accepts
 
 
 MODELS: Registry[ModelSpec] = Registry("model", "pftlab.models", ModelSpec)
@@ -48,7 +56,7 @@ MODELS.register(
         "cnn",
         "small CNN: conv blocks (model.width, model.norm), a feature layer (model.hidden), a linear head",
         lambda cfg, shape, k: SmallCNN(shape[0], shape[1], k, cfg.width, cfg.hidden, cfg.norm),
-        _square_images,
+        _square_images("cnn"),
     )
 )
 MODELS.register(
@@ -58,6 +66,20 @@ MODELS.register(
         lambda cfg, shape, k: MLP(shape, k, cfg.hidden, cfg.layers),
     )
 )
+
+
+def _resnet(name: str, build: Callable[[int, int, float, Norm], ResNet], what: str) -> ModelSpec:
+    return ModelSpec(
+        name,
+        f"{what} channels (x model.width_multiplier), model.norm; global average pooling, a linear head",
+        lambda cfg, shape, k: build(shape[0], k, cfg.width_multiplier, cfg.norm),
+        _square_images(name),
+    )
+
+
+MODELS.register(_resnet("resnet8", resnet8, "CIFAR ResNet-8 (He et al.): 3 stages of 1 basic block, 16-32-64"))
+MODELS.register(_resnet("resnet20", resnet20, "CIFAR ResNet-20 (He et al.): 3 stages of 3 basic blocks, 16-32-64"))
+MODELS.register(_resnet("resnet18", resnet18, "ResNet-18, 3x3 stem and no max-pool: 4 stages of 2 blocks, 64-512"))
 
 AUTO = "auto"
 

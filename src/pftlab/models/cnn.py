@@ -3,22 +3,25 @@
 Blocks are named (`backbone.block1`, `backbone.block2`, `backbone.features`) so a method can
 train one of them (surgical fine-tuning). No normalisation by default: FedAvg of BatchNorm
 statistics is its own research question, and a stateless backbone keeps features a pure
-function of the weights; `norm = "batch"` adds BatchNorm after each convolution.
+function of the weights; `norm = "batch"` adds BatchNorm after each convolution, `"group"`
+GroupNorm (`pftlab.models.norm.group_count` groups; no running statistics, so no buffers).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
 
 import torch
 from torch import nn
 
+from pftlab.models.norm import Norm, norm_layer
 
-def _conv_block(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+
+def _conv_block(c_in: int, c_out: int, norm: Norm) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1)]
-    if norm == "batch":
-        layers.append(nn.BatchNorm2d(c_out))
+    layer = norm_layer(norm, c_out)
+    if layer is not None:
+        layers.append(layer)
     return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
 
 
@@ -30,7 +33,7 @@ class SmallCNN(nn.Module):
         num_classes: int,
         width: int = 32,
         hidden: int = 128,
-        norm: Literal["none", "batch"] = "none",
+        norm: Norm = "none",
     ):
         super().__init__()
         side = image_size // 4

@@ -21,7 +21,7 @@ class ModelConfig(Strict):
         description=(
             "cnn, resnets: the layer after every convolution: batch (BatchNorm; its running statistics send"
             " personalization through the plain loop), group (GroupNorm, at most 32 groups of at least 4"
-            " channels), none (resnets: each residual branch's last convolution starts at zero)"
+            " channels), none (resnets: Fixup's initialisation; trains, but group is the robust choice for them)"
         ),
     )
     width_multiplier: float = Field(
