@@ -46,9 +46,7 @@ def test_pretrain_writes_verified_weights_and_reuses_them(
     first = capsys.readouterr().out
     assert "colored-mnist: " in first and "test accuracy" in first and "(reused)" not in first
     weights = load_weights(out)
-    assert (
-        main(["pretrain", str(config), *sets(*RUN, *PRETRAIN), "--out", str(tmp_path / "again.safetensors")]) == 0
-    )
+    assert main(["pretrain", str(config), *sets(*RUN, *PRETRAIN), "--out", str(tmp_path / "again.safetensors")]) == 0
     assert "(reused)" in capsys.readouterr().out
     again = load_weights(tmp_path / "again.safetensors")
     assert all(torch.equal(weights[k], again[k]) for k in weights)
