@@ -90,6 +90,8 @@ def test_data_list_shows_each_benchmarks_origin(
     finally:
         BENCHMARKS.unregister("plug-digits")
     assert "origin" in out
+    out, sources = out.split("sources 'pftlab data fetch' downloads")  # the benchmarks, then the fetchable sources
+    assert "heart" in sources and "cifar100" in sources
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     assert rows["plug-digits"][1] == "my-plugin"
     assert rows["digits-quick"][1] == "pftlab"
