@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pftlab.core.errors import UserError
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
 
 AUGMENT_KEY = "augment"  # where a training split carries its Augment in Dataset.meta
@@ -79,10 +80,8 @@ def prepare(fed: FederatedData, normalize: bool, augment: Augment | None) -> Fed
     if not normalize and augment is None:
         return fed
     if len(fed.input_shape) != 3:
-        raise_for = "data.normalize" if normalize else "data.augment"
-        from pftlab.core.errors import UserError
-
-        raise UserError(f"{raise_for} applies to images (C, H, W); benchmark {fed.name!r} has inputs {fed.input_shape}")
+        key = "data.normalize" if normalize else "data.augment"
+        raise UserError(f"{key} applies to images (C, H, W); benchmark {fed.name!r} has inputs {fed.input_shape}")
     shape = (1, -1, 1, 1)
     mean, std = channel_stats(fed) if normalize else (np.zeros(1), np.ones(1))
 

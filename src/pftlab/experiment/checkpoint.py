@@ -84,7 +84,8 @@ def global_model(
     return weights, path, False
 
 
-def _metadata(path: Path) -> dict[str, str]:
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The metadata a safetensors file carries ({} when it is missing or unreadable)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -95,17 +96,17 @@ def _metadata(path: Path) -> dict[str, str]:
 def _trained_for(path: Path, key: str) -> bool:
     """Whether the file says it was trained for `key`: another config's checkpoint copied over
     this one has the right shapes and a valid checksum, but not this key."""
-    return _metadata(path).get("key") == key
+    return weights_metadata(path).get("key") == key
 
 
 def stage_stats(path: Path) -> dict[str, int]:
     """The counts the global stage that wrote this checkpoint recorded (StageStats as a dict)."""
-    return StageStats(**json.loads(_metadata(path)["stats"])).as_dict()
+    return StageStats(**json.loads(weights_metadata(path)["stats"])).as_dict()
 
 
 def stage_seconds(path: Path) -> float:
     """The seconds the global stage that wrote this checkpoint took to train (NaN if not recorded)."""
     try:
-        return float(_metadata(path).get("seconds", "nan"))
+        return float(weights_metadata(path).get("seconds", "nan"))
     except ValueError:
         return float("nan")

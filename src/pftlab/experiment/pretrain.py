@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
 
-from pftlab.core.compute import on_device, using
 from pftlab.core.compute import resolve as resolve_compute
+from pftlab.core.compute import using
 from pftlab.core.errors import CorruptFile
 from pftlab.core.io import cache_dir, config_hash, load_weights, save_weights
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import Dataset
 from pftlab.evaluate.matrix import accuracy
+from pftlab.experiment.checkpoint import weights_metadata
 from pftlab.experiment.config import Config
 from pftlab.models import build_model, resolve_name
 from pftlab.training.config import OptimizerConfig
@@ -62,7 +62,7 @@ def pretrain(cfg: Config, out: Path, say: Any = print) -> dict[str, Any]:
         }
     )
     cached = cache_dir() / "pretrain" / f"{key}.safetensors"
-    meta = _metadata(cached)
+    meta = weights_metadata(cached)
     if meta.get("key") == key:
         try:
             weights = load_weights(cached)
@@ -82,7 +82,7 @@ def pretrain(cfg: Config, out: Path, say: Any = print) -> dict[str, Any]:
         optim = OptimizerConfig(momentum=p.momentum, batch_size=p.batch_size)
         loss = train(model, [Phase(train="all", epochs=p.epochs, lr=p.lr)], data, optim, cfg.seed, "pretrain", 0)
         test_accuracy = accuracy(model, test)
-        weights = {k: on_device(v).detach().cpu().clone() for k, v in model.state_dict().items()}
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     record = {
         "benchmark": p.data.benchmark,
         "images": len(data),
@@ -97,13 +97,3 @@ def pretrain(cfg: Config, out: Path, say: Any = print) -> dict[str, Any]:
     save_weights(cached, weights, metadata=meta)
     save_weights(out, weights, metadata=meta)
     return {**record, "reused": False, "out": str(out)}
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError):
-        return {}
