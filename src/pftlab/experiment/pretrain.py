@@ -80,7 +80,9 @@ def pretrain(cfg: Config, out: Path, say: Any = print) -> dict[str, Any]:
     with using(compute):
         model = model.to(compute.device)
         optim = OptimizerConfig(momentum=p.momentum, batch_size=p.batch_size)
-        loss = train(model, [Phase(train="all", epochs=p.epochs, lr=p.lr)], data, optim, cfg.seed, "pretrain", 0)
+        phases = [Phase(train="all", epochs=p.epochs, lr=p.lr)]
+        done = lambda e, loss: say(f"  epoch {e}/{p.epochs}: training loss {loss:.3f} ({time.strftime('%H:%M:%S')})")  # noqa: E731
+        loss = train(model, phases, data, optim, cfg.seed, "pretrain", 0, on_epoch=done)
         test_accuracy = accuracy(model, test)
         weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     record = {
