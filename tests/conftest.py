@@ -11,6 +11,14 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """runtime.threads = 0 chooses the cores free now (pftlab.core.threads); a test's numbers must
+    not depend on what else the machine runs, so the suite sees every usable core as free.
+    tests/core/test_threads.py tests the sampling itself."""
+    monkeypatch.setattr("pftlab.core.threads.sample_busy", lambda window=0.0: 0.0)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test session caches checkpoints in its own folder, never in the user's cache."""
     cache = tmp_path_factory.getbasetemp() / "pftlab-cache"

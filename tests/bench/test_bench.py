@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pftlab.cli import main
+from pftlab.core.threads import usable_cores
 
 KEYS = (
     "speedup_end_to_end",
@@ -29,6 +30,17 @@ def test_quick_bench_writes_bench_json_and_md(tmp_path: Path) -> None:
     assert result["memory"]["large"]["clients"] == 10 * result["memory"]["small"]["clients"]
     md = (tmp_path / "bench.md").read_text()
     assert "speedup_end_to_end" in md and "| work | pftlab | reference |" in md
+    # the contended scenario: both sides timed alone and beside a busy process, threads as chosen then
+    c = result["contended"]
+    for scenario in ("alone", "busy_neighbour"):
+        got = c[scenario]
+        assert got["pftlab_s"] > 0 and got["reference_s"] > 0 and got["threads"] >= 1
+        assert got["ratio"] == pytest.approx(got["reference_s"] / got["pftlab_s"], rel=1e-2)
+        assert got["threads_rule"].startswith("auto: ")
+    usable = usable_cores()
+    assert c["busy_neighbour"]["threads"] < usable or usable == 1  # the neighbour's core is left to it
+    assert c["pftlab_slowdown"] == pytest.approx(c["busy_neighbour"]["pftlab_s"] / c["alone"]["pftlab_s"], rel=1e-2)
+    assert "| one busy neighbour |" in md and "pftlab_slowdown" in md
 
 
 def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ a method to a finished run computes that method alone."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from pftlab.core import threads
 from pftlab.core.io import cache_dir, load_weights
 from pftlab.experiment import runner
 from pftlab.experiment.config import load_config
@@ -205,6 +207,36 @@ def test_two_thread_counts_never_share_a_cached_result(
         run_experiment(one, out)  # back to one thread: the one-thread checkpoint is still cached
         assert counted["global"] == [] and counted["chunks"] == ["lp"]
         assert len(list((cache_dir() / "global").glob("*.safetensors"))) == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_auto_threads_resume_with_the_count_the_saved_results_used(
+    quickstart: Path, tiny: list[str], tmp_path: Path, counted: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runtime.threads = 0 samples the free cores, but a run folder with saved results keeps their
+    count: a neighbour starting between an interrupted run and its resume does not void them."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(threads, "cgroup_quota", lambda: None)
+    cfg = load_config(quickstart, [*tiny, 'personalize.methods=["lp"]'])  # runtime.threads = 0: auto
+    out = tmp_path / "run"
+    try:
+        run_experiment(cfg, out)  # a quiet machine (conftest): both cores
+        assert json.loads((out / "run.json").read_text())["threads"] == 2
+        monkeypatch.setattr(threads, "sample_busy", lambda window=0.0: 1.0)  # now a neighbour holds a core
+        reset(counted)
+        run_experiment(cfg, out)  # the finished run verifies under its own count: reused
+        assert counted == {"chunks": [], "baselines": [], "global": []}
+        (out / "manifest.json").unlink()  # unfinished: only the saved chunks remain to resume from
+        run_experiment(cfg, out)
+        assert counted == {"chunks": [], "baselines": [], "global": []}
+        info = json.loads((out / "run.json").read_text())
+        assert info["threads"] == 2 and "as the run folder's saved results used" in info["threads_rule"]
+        fresh = tmp_path / "fresh"
+        run_experiment(cfg, fresh)  # a new folder under load: one thread, its own global model
+        info = json.loads((fresh / "run.json").read_text())
+        assert info["threads"] == 1 and info["threads_rule"].startswith("auto: 1 of 2 usable cores free")
+        assert counted["global"] == ["trained"] and counted["chunks"] == ["lp"]
     finally:
         torch.set_num_threads(1)
 

@@ -49,7 +49,15 @@ __all__ = [
 
 
 class RuntimeConfig(Strict):
-    threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 = every core this process may use")
+    threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description=(
+            "torch threads; 0 = auto: the cores this process may use that other processes leave free "
+            "when the run starts (a resumed run keeps the count of its saved results)"
+        ),
+    )
     progress: bool = True
     engine: Literal["auto", "loop", "batched"] = Field(
         "auto", description="auto: batched for head-only recipes it covers, the plain loop otherwise (faster on CPU)"

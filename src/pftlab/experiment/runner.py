@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import platform
 import shutil
 import time
@@ -32,8 +31,9 @@ from pftlab.core.compute import on_device, using
 from pftlab.core.compute import resolve as resolve_compute
 from pftlab.core.errors import UserError
 from pftlab.core.heartbeat import Heartbeat
-from pftlab.core.io import config_hash, load_weights, save_weights
+from pftlab.core.io import config_hash, load_weights, save_weights, write_json
 from pftlab.core.sealed import MANIFEST, read_sealed, verify_folder, write_manifest, write_sealed
+from pftlab.core.threads import ThreadChoice, choose_threads
 from pftlab.core.weights import Weights, all_finite
 from pftlab.data.augment import training_augment
 from pftlab.data.benchmarks import build_federation
@@ -54,13 +54,34 @@ from pftlab.training.loop import trained_params
 ModelFn = Callable[[tuple[int, ...], int], nn.Module]
 
 
-def set_threads(threads: int) -> int:
-    """Set the process up for heavy work: torch intra-op threads (the configured number, or every
-    core this process may use) and an allocator that keeps freed memory (pftlab.core.allocator)."""
+def apply_threads(threads: int, out: Path | None = None) -> ThreadChoice:
+    """Set the process up for heavy work: torch intra-op threads (the configured number; for 0 the
+    count the run folder `out`'s saved results used, else the cores free now: pftlab.core.threads)
+    and an allocator that keeps freed memory (pftlab.core.allocator)."""
     keep_freed_memory()
-    n = threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(n)
-    return n
+    choice = choose_threads(threads, saved_threads(out) if out is not None and not threads else None)
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
+def set_threads(threads: int) -> int:
+    """apply_threads without a run folder; the thread count."""
+    return apply_threads(threads).threads
+
+
+def saved_threads(out: Path) -> int | None:
+    """The thread count the run folder's results were computed with: its finished manifest's, else
+    the one recorded when its unfinished results began; None if neither is readable."""
+    for path, keys in ((out / MANIFEST, ("key_parts", "compute", "threads")), (out / RESULTS / THREADS, ("threads",))):
+        try:
+            found: Any = json.loads(path.read_text(encoding="utf-8"))
+            for k in keys:
+                found = found[k]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            continue
+        if isinstance(found, int) and not isinstance(found, bool):
+            return found
+    return None
 
 
 def no_distortion_arrays(n: int) -> dict[str, np.ndarray]:
@@ -311,6 +332,7 @@ def check_blocks(model: nn.Module, cfg: Config, head: str) -> None:
 # Bump when a change of code changes the numbers a saved result holds (chunks, baselines, runs).
 RESULTS_FORMAT = 1
 RESULTS = ".results"  # per-method sealed results inside a run directory, kept for reruns
+THREADS = "threads.json"  # in RESULTS: the thread count its saved results were computed with
 
 
 def key_parts(cfg: Config, fed: Any, model: nn.Module, model_fn: ModelFn | None) -> dict[str, Any]:
@@ -378,7 +400,9 @@ def _run_experiment(
 ) -> dict[str, Any]:
     console = console or Console(stderr=True)
     check_outputs(out)  # the run folder and the cache can be written: refused now, not after the compute
-    threads = set_threads(cfg.runtime.threads)
+    threads = apply_threads(cfg.runtime.threads, out if resume else None)
+    if threads.reduced:
+        console.print(f"threads: {threads.rule}; set runtime.threads to fix the count (the last digits depend on it)")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fed = build_federation(cfg.data, cfg.seed)
@@ -450,7 +474,8 @@ def _run_experiment(
 
         keys = {m: method_key(parts, m) for m in cfg.personalize.methods}
         stores = {m: out / RESULTS / f"{m}-{k[:16]}" for m, k in keys.items()}
-        _drop_stale(out / RESULTS, keep=set(stores.values()))
+        _drop_stale(out / RESULTS, keep={*stores.values(), out / RESULTS / THREADS})
+        write_json(out / RESULTS / THREADS, {"threads": threads.threads})  # what a resume under auto keeps
         pool_size = sum(len(c.test) for c in fed.clients)
         mode = cfg.evaluate.resolve(fed.num_clients, pool_size)
         ev = cfg.evaluate
@@ -509,7 +534,8 @@ def _run_experiment(
         "pftlab": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "threads": threads,
+        "threads": threads.threads,
+        "threads_rule": threads.rule,
         "allocator": keep_freed_memory(),
         "engine": cfg.runtime.engine,
         "model": {
@@ -574,7 +600,7 @@ def finished_run(
     """
     if not (out / MANIFEST).is_file():
         return None
-    set_threads(cfg.runtime.threads)
+    apply_threads(cfg.runtime.threads, out)
     fed = build_federation(cfg.data, cfg.seed)
     make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
     key = config_hash(key_parts(cfg, fed, make(fed.input_shape, fed.num_classes), model_fn))
@@ -592,4 +618,7 @@ def _drop_stale(results: Path, keep: set[Path]) -> None:
     if results.is_dir():
         for old in results.iterdir():
             if old not in keep:
-                shutil.rmtree(old, ignore_errors=True)
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)
