@@ -19,6 +19,7 @@ def _study(args: argparse.Namespace) -> int:
         methods=tuple(args.methods or ()),
         overrides=tuple(args.set),
         progress=not args.no_progress,
+        report_only=args.report_only,
     )
     if args.check:
         print(check_study(req))
@@ -40,4 +41,10 @@ def add_study_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--check", action="store_true", help="only validate every cell's config and data; run nothing")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from each cell's summary.json as it is: runs nothing, verifies nothing "
+        "(for published cells without a manifest); the report says so",
+    )
     p.set_defaults(func=_study)

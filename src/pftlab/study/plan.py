@@ -119,11 +119,20 @@ class Request:
     overrides: tuple[str, ...] = ()
     progress: bool = True
     configs: Path = CONFIGS
+    report_only: bool = False  # read each cell's summary.json as it is; run and verify nothing
+
+
+# A cell's numbers depend in their last digits on the thread count, and runtime.threads = 0 would take
+# whatever cores are free when the cell starts: a study fixes it (every published cell ran with 2);
+# `--set runtime.threads=N` chooses another.
+STUDY_THREADS = 2
 
 
 def cell_config(req: Request, name: str, raw: dict[str, Any], seed: int, methods: list[str]) -> Config:
-    """The benchmark's config, then the quick schedule, the methods, the user's --set, the seed."""
-    changes = [*QUICK, *QUICK_DATA.get(name, ())] if req.quick else []
+    """The benchmark's config, then the study's thread count, the quick schedule, the methods, the
+    user's --set, the seed."""
+    changes = [f"runtime.threads={STUDY_THREADS}"]
+    changes += [*QUICK, *QUICK_DATA.get(name, ())] if req.quick else []
     changes += [f"personalize.methods={json.dumps(methods)}", *req.overrides, f"seed={seed}"]
     if not req.progress:
         changes.append("runtime.progress=false")

@@ -72,6 +72,16 @@ def _integrated(method: str) -> bool:
     return spec is not None and spec.integrated
 
 
+FEATURE_METRICS = ("distortion_own", "distortion_others", "cka_own", "cka_others")
+
+
+def measured(method: str, metric: str) -> bool:
+    """False for feature distortion and CKA of a process-integrated baseline: they are measured against
+    the FedAvg global model, which the baseline never started from (its own federated training does),
+    so they say nothing about its personalization and are left out of the tables."""
+    return not (metric in FEATURE_METRICS and _integrated(method))
+
+
 def verdict(agg: Agg) -> dict[str, Any]:
     """Winners over every method, and the study's pattern among its own six methods (where present)."""
     methods = methods_of(agg)
@@ -110,15 +120,16 @@ def table_rows(aggs: dict[str, Agg]) -> list[dict[str, Any]]:
         for method, values in agg["methods"].items():
             row: dict[str, Any] = {"benchmark": name, "method": method, "seeds": " ".join(map(str, agg["seeds"]))}
             for k in metrics:
-                row[f"{k}_mean"] = values[k]["mean"] if k in values else ""
-                row[f"{k}_std"] = values[k]["std"] if k in values else ""
+                shown = k in values and measured(method, k)
+                row[f"{k}_mean"] = values[k]["mean"] if shown else ""
+                row[f"{k}_std"] = values[k]["std"] if shown else ""
             rows.append(row)
     return rows
 
 
 def _cell(agg: Agg, method: str, metric: str, best: dict[str, float]) -> str:
     v = agg["methods"][method].get(metric)
-    if v is None:
+    if v is None or not measured(method, metric):
         return ""
     digits = 3 if metric.startswith("distortion") else 2
     text = f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
@@ -144,7 +155,9 @@ def write_tables(out: Path, aggs: dict[str, Agg]) -> None:
         f"# Table 2: every benchmark x method, seeds {seeds}\n\n"
         "Accuracy %, mean ± sample std over seeds (distortion: mean L2 feature distance on the client's own test "
         "samples). average = (local + global) / 2, the study's stated definition; average3 = (local + global + "
-        "worst) / 3, what its Table 2 reports. Bold: the best mean among the methods of a benchmark.\n\n"
+        "worst) / 3, what its Table 2 reports. Bold: the best mean among the methods of a benchmark. "
+        "Distortion and CKA are left blank for the process-integrated baselines (FedPer, FedRep, Ditto): they "
+        "would be measured against the FedAvg global model, which those never started from.\n\n"
     )
     atomic_write_text(out / "table.md", head + table_markdown(aggs))
     write_csv(out / "table.csv", table_rows(aggs))
@@ -256,7 +269,7 @@ def drop_section(aggs: dict[str, Agg]) -> str:
     if not drops:
         return "Not computed: no benchmark ran all of the global model, FT, LP and LP-FT.\n"
     lines = [
-        "| benchmark | global model | LP (head only) | FT | LP-FT | LP's share of FT's drop | distortion FT "
+        "| benchmark | global model | LP (head only) | FT | LP-FT | LP's drop / FT's drop | distortion FT "
         "| distortion LP-FT |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -271,17 +284,20 @@ def drop_section(aggs: dict[str, Agg]) -> str:
     head = [n for n, d in drops.items() if d["head_share"] >= 0.5]
     tested = [n for n, d in drops.items() if not math.isnan(d["head_share"])]
     where = (
-        f"on {len(head)} ({', '.join(head)}): there the loss is mostly the head's, fitted to the client's own labels "
-        "and inputs, which LP-FT's first stage does too, so keeping the features cannot recover it"
+        f"on {len(head)} ({', '.join(head)}): there a head fitted to the client's own data costs global accuracy by "
+        "itself, and LP-FT's first stage is such a fit"
         if head
-        else "on none of them: the loss comes with moving the features"
+        else "on none of them"
     )
     return (
         "\n".join(lines)
         + "\n\n"
         + f"LP-FT moves the features less than FT (distortion_own) on {len(less)} of {len(drops)} benchmarks and has "
         f"the higher global accuracy on {len(better)}. Of the {len(tested)} where FT loses at least a point of global "
-        f"accuracy, LP alone, with the global features untouched, already loses half of it or more {where}.\n"
+        f"accuracy, LP alone, with the global features untouched, loses at least half as much {where}. The ratio "
+        "compares two different heads (LP's is trained at its own learning rate, 0.1 by default, FT's at 0.01): it "
+        "does not split FT's own loss into a head part and a feature part, and LP-FT's lower distortion is partly "
+        "its shorter fine-tuning stage (10 epochs against FT's 15 by default).\n"
     )
 
 
@@ -309,6 +325,7 @@ class Results:
     seconds: dict[str, float]
     quick: bool
     commit: str
+    unverified: bool = False  # read from the cells' summary.json without verifying them (--report-only)
 
 
 def report_markdown(r: Results) -> str:
@@ -326,6 +343,11 @@ def report_markdown(r: Results) -> str:
         f"written at commit {commit}. Accuracy %, mean ± sample std over seeds; every number comes from the run "
         "directories under runs/ (table.md, table.csv hold all of them).\n",
     ]
+    if r.unverified:
+        parts.append(
+            "Written with `--report-only`: from each cell's summary.json as it is, neither recomputed nor "
+            "verified against the cell's run key (cells published before manifests existed carry none).\n"
+        )
     if skipped:
         parts.append("Skipped:\n\n" + "".join(f"- {n}: {why}\n" for n, why in skipped.items()))
     parts += [
@@ -346,9 +368,9 @@ def report_markdown(r: Results) -> str:
         "## Where the global accuracy goes\n",
         "Global accuracy (means over seeds) of the global model, of LP (only the head moves), of FT and of LP-FT, "
         "and the feature distortion of FT and LP-FT (mean L2 distance between global and personalized features "
-        "on the client's own test samples). LP's share of FT's drop = (global model − LP) / (global model − FT): "
-        "near 1, a head fitted to local data explains FT's whole loss of global accuracy; near 0, the loss comes "
-        "with moving the features, which is what LP-FT is meant to prevent.\n",
+        "on the client's own test samples). LP's drop / FT's drop = (global model − LP) / (global model − FT): "
+        "how much global accuracy a head fitted to local data loses with the global features untouched, "
+        "relative to FT's loss.\n",
         drop_section(aggs),
         "## Table 2 in the study's layout\n",
         "local / global / worst / average3, means over seeds.\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,9 +13,9 @@ from rich.console import Console
 from pftlab.core.errors import UserError
 from pftlab.core.io import write_json
 from pftlab.experiment.aggregate import aggregate
-from pftlab.study.plan import Request, missing_data, plan_cells, study_cache
+from pftlab.study.plan import Cell, Request, missing_data, plan_cells, study_cache
 from pftlab.study.report import Results, write_report
-from pftlab.study.sweep import load_finished, run_time, study_lock, sweep
+from pftlab.study.sweep import SweepResult, in_order, load_finished, run_time, study_lock, sweep
 
 __all__ = ["Request", "check_study", "run_study"]
 
@@ -43,13 +44,36 @@ def check_study(req: Request) -> str:
     return "\n".join(lines)
 
 
+def read_cells(cells: list[Cell], console: Console) -> SweepResult:
+    """--report-only: every cell's summary.json as it is (no run key, no checksums: published cells
+    written before manifests existed have none); a benchmark with a cell lacking one is skipped."""
+    result = SweepResult()
+    for cell in cells:
+        if cell.benchmark in result.skipped:
+            continue
+        try:
+            summary = json.loads((cell.out / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            why = f"--report-only: no readable {cell.out}/summary.json ({type(err).__name__})"
+            result.skipped[cell.benchmark] = why
+            result.summaries.pop(cell.benchmark, None)
+            continue
+        result.reused += 1
+        result.summaries.setdefault(cell.benchmark, []).append(in_order(summary, cell.cfg.personalize.methods))
+    console.print(f"study --report-only: read {result.reused} cells' summary.json, unverified")
+    return result
+
+
 def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
     """Run (or reuse) every cell, then write table.md, table.csv, figures/ and report.md to `req.out`."""
     console = console or Console(stderr=True)
     cells = plan_cells(req)
-    to_run = any(load_finished(c) is None and not missing_data(c.cfg) for c in cells)
-    with study_lock(req.out) if to_run else nullcontext(), study_cache(req.out):
-        result = sweep(cells, console)
+    if req.report_only:
+        result = read_cells(cells, console)
+    else:
+        to_run = any(load_finished(c) is None and not missing_data(c.cfg) for c in cells)
+        with study_lock(req.out) if to_run else nullcontext(), study_cache(req.out):
+            result = sweep(cells, console)
     if not result.summaries:
         reasons = "; ".join(f"{n}: {why}" for n, why in result.skipped.items())
         raise UserError(f"study: every benchmark was skipped ({reasons})")
@@ -59,7 +83,7 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
     for name in aggs:
         known = [t for c in cells if c.benchmark == name and (t := run_time(c.out)) is not None]
         seconds[name] = sum(known) / len(known) if known else 0.0
-    write_report(req.out, Results(aggs, result.skipped, seconds, req.quick, git_commit()))
+    write_report(req.out, Results(aggs, result.skipped, seconds, req.quick, git_commit(), req.report_only))
     record = {
         "quick": req.quick,
         "seeds": list(req.seeds),
@@ -69,6 +93,7 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         "overrides": list(req.overrides),
         "cells_reused": result.reused,
         "cells_computed": result.computed,
+        **({"report_only": True} if req.report_only else {}),
     }
     write_json(req.out / "study.json", record)
     console.print(
