@@ -16,7 +16,7 @@ from pftlab.cli import main
 from pftlab.core.errors import UserError
 from pftlab.experiment.checkpoint import stage_seconds
 from pftlab.study.plan import CONFIGS, default_methods
-from pftlab.study.report import drop_section, global_drop, verdict, winner
+from pftlab.study.report import drop_section, global_drop, measured, table_markdown, table_rows, verdict, winner
 from pftlab.study.run import Request, run_study
 from pftlab.study.sweep import study_lock
 
@@ -54,6 +54,21 @@ def test_tables_match_runs_rerun_reuses_and_resume_finishes(tmp_path: Path) -> N
     assert f"{float(lpft['global_mean']):.2f} ± {float(lpft['global_std']):.2f}" in md_rows[2]
 
     first = _tables(out)
+    for s in (0, 1):  # the study fixes the thread count of its cells unless --set says otherwise (here 1)
+        assert json.loads((out / "runs" / "digits-quick" / f"seed{s}" / "run.json").read_text())["threads"] == 1
+    # cells without a manifest (published before manifests existed): --report-only reads their
+    # summaries as they are, computes nothing, and says so; the tables are the same
+    shutil.copytree(out / "runs", tmp_path / "bare" / "runs")
+    for manifest in (tmp_path / "bare" / "runs").rglob("manifest.json"):
+        manifest.unlink()
+    bare = _study(tmp_path / "bare", report_only=True)
+    assert (bare["cells_computed"], bare["cells_reused"], bare["report_only"]) == (0, 2, True)
+    assert _tables(tmp_path / "bare") == first
+    assert "Written with `--report-only`" in (tmp_path / "bare" / "report.md").read_text()
+    assert not (tmp_path / "bare" / "runs" / "digits-quick" / "seed0" / "manifest.json").exists()  # nothing ran
+    (tmp_path / "bare" / "runs" / "digits-quick" / "seed1" / "summary.json").unlink()
+    with pytest.raises(UserError, match=r"no readable .*seed1/summary\.json"):
+        _study(tmp_path / "bare", report_only=True)  # the only benchmark lacks a cell: nothing to report
     # published cells (summary, config, run.json, manifest) verify and are reused in an empty DIR
     script = Path(__file__).resolve().parents[2] / "scripts" / "publish_study.sh"
     subprocess.run(["bash", str(script), str(out), str(tmp_path / "published")], check=True, capture_output=True)
@@ -186,6 +201,19 @@ def test_a_lead_is_clear_when_its_paired_interval_over_seeds_excludes_zero() -> 
     assert "within noise" in winner(agg, "global", ["ft", "lp-ft"]).text()
 
 
+def test_baselines_distortion_is_left_blank_post_hoc_methods_keep_theirs() -> None:
+    """FedPer / FedRep / Ditto never started from the FedAvg model their distortion is measured against."""
+    agg = _agg({"global-model": (70, 80, 60), "ft": (90, 60, 30), "fedper": (91, 50, 20)})
+    for m, dist in (("ft", 1.234), ("fedper", 7.5), ("global-model", 0.0)):
+        agg["methods"][m]["distortion_own"] = {"mean": dist, "std": 0.0}
+    assert measured("ft", "distortion_own") and measured("fedper", "local")
+    assert not measured("fedper", "distortion_own") and not measured("ditto", "cka_others")
+    rows = {line.split(" | ")[1]: line for line in table_markdown({"x": agg}).splitlines() if line.startswith("| x |")}
+    assert rows["ft"].endswith("| 1.234 ± 0.000 |") and rows["fedper"].endswith("|  |")
+    csv_rows = {r["method"]: r for r in table_rows({"x": agg})}
+    assert csv_rows["ft"]["distortion_own_mean"] == 1.234 and csv_rows["fedper"]["distortion_own_mean"] == ""
+
+
 def test_global_drop_splits_fts_loss_into_head_and_features() -> None:
     agg = _agg({"global-model": (70, 80, 60), "ft": (90, 60, 30), "lp": (88, 65, 35), "lp-ft": (89, 63, 33)})
     for m, dist in (("ft", 1.2), ("lp-ft", 0.4), ("lp", 0.0), ("global-model", 0.0)):
@@ -195,7 +223,8 @@ def test_global_drop_splits_fts_loss_into_head_and_features() -> None:
     assert d["ft_drop"] == pytest.approx(20) and d["head_share"] == pytest.approx(0.75)  # (80 - 65) / (80 - 60)
     text = drop_section({"b": agg})
     assert "| b | 80.00 | 65.00 | 60.00 | 63.00 | 0.75 | 1.200 | 0.400 |" in text
-    assert "less than FT (distortion_own) on 1 of 1" in text and "half of it or more on 1 (b)" in text
+    assert "less than FT (distortion_own) on 1 of 1" in text and "at least half as much on 1 (b)" in text
+    assert "does not split FT's own loss" in text  # the ratio compares two heads, and says so
     features = _agg({"global-model": (70, 80, 60), "ft": (90, 60, 30), "lp": (88, 79, 35), "lp-ft": (89, 63, 33)})
     assert "on none of them" in drop_section({"b": features})  # LP kept 19 of 20 points: the features' loss
 
