@@ -9,13 +9,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
+from pftlab.core.threads import ENV as THREADS_ENV
+from pftlab.core.threads import usable_cores
 
-@pytest.fixture(autouse=True)
-def _quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """runtime.threads = 0 chooses the cores free now (pftlab.core.threads); a test's numbers must
-    not depend on what else the machine runs, so the suite sees every usable core as free.
-    tests/core/test_threads.py tests the sampling itself."""
-    monkeypatch.setattr("pftlab.core.threads.sample_busy", lambda window=0.0: 0.0)
+# runtime.threads = 0 takes the cores free when a run starts (pftlab.core.threads); a test's numbers
+# must not depend on what else the machine runs, so every run of the suite, in this process and in
+# the pftlab processes it starts, uses every usable core, as $PFTLAB_THREADS says.
+# tests/core/test_threads.py (and the bench's contended scenario) unset it to test the sampling.
+os.environ.setdefault(THREADS_ENV, str(usable_cores()))
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,7 @@ from pftlab.core.compute import using as using_compute
 from pftlab.core.errors import UserError
 from pftlab.core.io import atomic_write_text, write_json
 from pftlab.core.seeding import numpy_rng
+from pftlab.core.threads import ENV as THREADS_ENV
 from pftlab.core.weights import Weights
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
@@ -178,10 +179,10 @@ def _memory(clients: int, quick: bool) -> dict[str, float]:
     return _child("memory_child", f"{clients}, {quick}")
 
 
-def _child(function: str, args: str) -> dict[str, Any]:
-    """Run `function(args)` of this module in a fresh Python process; its JSON result."""
+def _child(function: str, args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `function(args)` of this module in a fresh Python process (with `env`, else this one's); its JSON result."""
     code = f"import json; from pftlab import bench; print(json.dumps(bench.{function}({args})))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"bench child {function}({args}) failed: {done.stderr.strip().splitlines()[-1:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -251,9 +252,11 @@ def contention_child(busy: bool, quick: bool = False) -> dict[str, Any]:
 
 def contended(quick: bool) -> dict[str, Any]:
     """The workload's timed work alone and beside one busy process, each in its own child process
-    (same code, same warm-up): pftlab's slowdown and both ratios to the reference."""
-    alone = _child("contention_child", f"False, {quick}")
-    busy = _child("contention_child", f"True, {quick}")
+    (same code, same warm-up): pftlab's slowdown and both ratios to the reference. The children
+    choose their threads as runtime.threads = 0 does when $PFTLAB_THREADS is not set."""
+    sampled = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    alone = _child("contention_child", f"False, {quick}", sampled)
+    busy = _child("contention_child", f"True, {quick}", sampled)
     return {
         "alone": alone,
         "busy_neighbour": busy,

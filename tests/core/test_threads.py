@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from pftlab.core import threads
+from pftlab.core.errors import UserError
 from pftlab.core.threads import ThreadChoice, busy_cores, cgroup_quota, choose_threads, cpu_ticks, sample_busy
+
+
+@pytest.fixture(autouse=True)
+def _sampled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py sets $PFTLAB_THREADS for the whole suite; these tests are about auto without it."""
+    monkeypatch.delenv(threads.ENV, raising=False)
+
 
 STAT = """cpu  400 0 100 1000 20 0 0 5 0 0
 cpu0 200 0 50 500 10 0 0 5 0 0
@@ -60,6 +68,19 @@ def test_auto_resumes_with_the_saved_count_if_this_machine_has_the_cores(monkeyp
     monkeypatch.setattr(threads, "sample_busy", lambda window=0.0: 1.0)  # busy now: 1 free core
     assert choose_threads(0, saved=2) == ThreadChoice(2, 2, auto=True, resumed=True)
     assert choose_threads(0, saved=8).threads == 1  # more than this machine has: sampled afresh
+
+
+def test_pftlab_threads_stands_in_for_auto_and_a_configured_count_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "sample_busy", lambda window=0.0: pytest.fail("$PFTLAB_THREADS samples nothing"))
+    monkeypatch.setenv(threads.ENV, "3")
+    choice = choose_threads(0, saved=1)
+    assert choice.threads == 3 and choice.from_env and not choice.reduced
+    assert choice.rule.startswith("$PFTLAB_THREADS: 3 of")
+    assert choose_threads(2).threads == 2 and not choose_threads(2).from_env
+    for bad in ("0", "two", "-1", "2000"):
+        monkeypatch.setenv(threads.ENV, bad)
+        with pytest.raises(UserError, match=r"\$PFTLAB_THREADS=.*whole number of threads from 1 to 1024"):
+            choose_threads(0)
 
 
 def test_the_cgroup_quota_caps_the_usable_cores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

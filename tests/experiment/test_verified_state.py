@@ -218,10 +218,12 @@ def test_auto_threads_resume_with_the_count_the_saved_results_used(
     count: a neighbour starting between an interrupted run and its resume does not void them."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(threads, "cgroup_quota", lambda: None)
+    monkeypatch.delenv(threads.ENV)  # the suite's fixed count (tests/conftest.py): this test is about auto
+    monkeypatch.setattr(threads, "sample_busy", lambda window=0.0: 0.0)
     cfg = load_config(quickstart, [*tiny, 'personalize.methods=["lp"]'])  # runtime.threads = 0: auto
     out = tmp_path / "run"
     try:
-        run_experiment(cfg, out)  # a quiet machine (conftest): both cores
+        run_experiment(cfg, out)  # a quiet machine: both cores
         assert json.loads((out / "run.json").read_text())["threads"] == 2
         monkeypatch.setattr(threads, "sample_busy", lambda window=0.0: 1.0)  # now a neighbour holds a core
         reset(counted)

@@ -13,6 +13,10 @@ processes kept busy (this process's own CPU time aside). A result's last digits 
 thread count, so the count is recorded in run.json and is part of every cache key; a run that
 wants the same digits on any machine load sets `runtime.threads` to a number. Where /proc/stat
 does not exist (macOS, Windows) auto is every usable core.
+
+`$PFTLAB_THREADS=N` stands in for auto in every pftlab process that inherits it (a CI job, a
+cluster's job script, a test suite whose numbers must not depend on the machine's load); a
+configured `runtime.threads` still wins.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pftlab.core.errors import UserError
+
+ENV = "PFTLAB_THREADS"
 WINDOW = 0.2  # seconds of /proc/stat sampling; 20 clock ticks per core at the usual 100 Hz
 STAT = Path("/proc/stat")
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -37,9 +44,12 @@ class ThreadChoice:
     auto: bool  # chosen by pftlab (runtime.threads = 0), not configured
     busy_elsewhere: float | None = None  # cores other processes kept busy while sampled (None: not sampled)
     resumed: bool = False  # auto took the count the saved state of the run folder was computed with
+    from_env: bool = False  # taken from $PFTLAB_THREADS
 
     @property
     def rule(self) -> str:
+        if self.from_env:
+            return f"${ENV}: {self.threads} of {self.usable} usable cores"
         if not self.auto:
             return f"configured: {self.threads} of {self.usable} usable cores"
         if self.resumed:
@@ -136,11 +146,17 @@ def free_cores(window: float = WINDOW) -> ThreadChoice:
 
 
 def choose_threads(configured: int, saved: int | None = None) -> ThreadChoice:
-    """`configured` threads as given; or (0, auto) the count `saved` results were computed with, so
-    a resumed run ends with the digits it would have had uninterrupted; or the cores free now."""
+    """`configured` threads as given; else $PFTLAB_THREADS; else (auto) the count `saved` results were
+    computed with, so a resumed run ends with the digits it would have had uninterrupted; else the
+    cores free now."""
     if configured:
         return ThreadChoice(configured, usable_cores(), auto=False)
     usable = usable_cores()
+    env = os.environ.get(ENV, "").strip()
+    if env:
+        if not env.isdigit() or not 1 <= int(env) <= 1024:
+            raise UserError(f"${ENV}={env!r}: give a whole number of threads from 1 to 1024, or unset it")
+        return ThreadChoice(int(env), usable, auto=False, from_env=True)
     if saved is not None and 1 <= saved <= usable:
         return ThreadChoice(saved, usable, auto=True, resumed=True)
     return free_cores()
