@@ -4,12 +4,11 @@ resumed run keeps the count its saved results used."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from pftlab.bench import busy_neighbour
 from pftlab.core import threads
 from pftlab.core.errors import UserError
 from pftlab.core.threads import ThreadChoice, busy_cores, cgroup_quota, choose_threads, cpu_ticks, sample_busy
@@ -108,13 +107,8 @@ def test_without_proc_stat_auto_is_every_usable_core(monkeypatch: pytest.MonkeyP
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="samples /proc/stat")
 def test_a_busy_neighbour_is_seen() -> None:
     """One process spinning beside us: at least half a core shows as busy (more if the machine is loaded)."""
-    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    neighbour = busy_neighbour()  # returned once its CPU time has ticked: it is running
     try:
-        stat = Path(f"/proc/{neighbour.pid}/stat")
-        for _ in range(10_000):  # wait until it has run: its user time has ticked (a state, not a clock)
-            if int(stat.read_text().rsplit(")", 1)[1].split()[11]) > 0:
-                break
-            os.sched_yield()
         busy = sample_busy(0.5)
     finally:
         neighbour.kill()

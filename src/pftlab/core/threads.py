@@ -81,9 +81,15 @@ def cgroup_quota(path: Path = CPU_MAX) -> float | None:
         return None
 
 
+def affinity() -> set[int] | None:
+    """The cores this process may run on; None where the platform does not say (macOS, Windows)."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def usable_cores() -> int:
     """Cores this process may run on: its affinity, capped by a cgroup quota (at least 1)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = affinity()
+    n = len(cpus) if cpus is not None else (os.cpu_count() or 1)
     quota = cgroup_quota()
     if quota is not None:
         n = min(n, max(1, math.floor(quota)))
@@ -120,7 +126,7 @@ def busy_cores(before: tuple[int, int], after: tuple[int, int], cores: int, own_
 def sample_busy(window: float = WINDOW) -> float | None:
     """Cores (of those this process may run on) that other processes kept busy during `window`
     seconds of sampling /proc/stat; None where there is no /proc/stat."""
-    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = affinity()
     try:
         first = cpu_ticks(STAT.read_text(encoding="ascii"), cpus)
         own = time.process_time()
@@ -140,7 +146,8 @@ def free_cores(window: float = WINDOW) -> ThreadChoice:
     busy = sample_busy(window)
     if busy is None:
         return ThreadChoice(usable, usable, auto=True)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else usable
+    cpus = affinity()
+    cores = len(cpus) if cpus is not None else usable
     free = min(usable, cores - math.floor(busy + 0.5))
     return ThreadChoice(max(1, free), usable, auto=True, busy_elsewhere=round(busy, 2))
 
