@@ -50,6 +50,9 @@ def test_summarize_by_hand_unequal_sizes() -> None:
         "global_balanced": global_balanced,
         "worst": worst,
         "c_std": c_std,
+        "local_min": 80.0,  # the worst-off client's own accuracy
+        "global_std": math.sqrt(((45 - 50) ** 2 + (55 - 50) ** 2 + 0) / 3),  # balanced 45, 55, 50: 4.0825
+        "average_balanced": (local + global_balanced) / 2,  # 68.3333
         "average": (local + global_) / 2,  # 69.0873
         "average3": (local + global_ + worst) / 3,  # 60.5026
     }
@@ -96,6 +99,8 @@ def test_summarize_four_clients_equal_sizes() -> None:
     assert out["global_balanced"] == pytest.approx(balanced, abs=1e-3)
     assert out["worst"] == pytest.approx(worst, abs=1e-3)
     assert out["c_std"] == pytest.approx(c_std, abs=1e-3)
+    assert out["local_min"] == 60.0  # client 3
+    assert out["global_std"] == pytest.approx(math.sqrt((15**2 + 5**2 + 15**2 + 5**2) / 4), abs=1e-3)  # 11.1803
     assert out["average"] == pytest.approx((local + balanced) / 2, abs=1e-3)  # 63.75
     assert out["average3"] == pytest.approx((local + balanced + worst) / 3, abs=1e-3)  # 51.6667
 

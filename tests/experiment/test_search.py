@@ -10,10 +10,11 @@ import pytest
 from pftlab.core.errors import UserError
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import Dataset
+from pftlab.evaluate.choice import ChoiceConfig, ValidationPool
 from pftlab.evaluate.matrix import accuracy
 from pftlab.evaluate.scoring import Scoring
 from pftlab.experiment.config import from_dict, load_config
-from pftlab.experiment.runner import personalize_all, run_experiment
+from pftlab.experiment.runner import personalize_all, personalize_rules, run_experiment
 from pftlab.federated import run_global_stage
 from pftlab.models import build_model
 from pftlab.personalize import METHODS, personalize_client
@@ -99,3 +100,83 @@ def test_run_writes_the_choices(quickstart: Path, tiny: list[str], tmp_path: Pat
     assert set(chosen) == {"lp"} and len(chosen["lp"]) == cfg.data.num_clients
     assert all(c["params"]["lr"] in (0.01, 0.1) for c in chosen["lp"])
     assert "search" in (tmp_path / "config.toml").read_text()
+
+
+BOTH = {"rules": ["local", "cross-site"], "weight": 0.5, "pool_images": 200}
+
+
+def _rules(cfg, fed, model, weights, choice=BOTH):
+    cfg = cfg.model_copy(update={"choice": ChoiceConfig(**choice)})
+    model.load_state_dict(weights)
+    scoring = Scoring.make(fed, model, "head", "full", 0, 0, cfg.seed)
+    return cfg, personalize_rules(model, weights, fed, cfg, "ft", scoring)[0]
+
+
+def test_cross_site_choice_maximises_the_stated_objective(setup) -> None:
+    cfg, fed, model, weights = setup
+    cfg, by_rule = _rules(cfg, fed, model, weights)
+    pool = ValidationPool.of(fed.clients, 200, cfg.seed)
+    assert pool.sizes.tolist() == [min(50, len(c.val)) for c in fed.clients]  # 200 images spread over 4 clients
+    picks = by_rule["cross-site"][1]
+    for k, client in enumerate(fed.clients):
+        scores = []
+        for params in cfg.search_grid("ft"):
+            personalize_client(model, weights, METHODS["ft"], params, cfg.personalize, client.train, cfg.seed, k)
+            own = accuracy(model, client.val)
+            others = np.delete(pool.accuracies(model), k).mean()
+            scores.append(0.5 * own + 0.5 * others)
+        assert picks[k]["objective"] == pytest.approx(max(scores), abs=1e-9)
+        assert picks[k]["params"]["lr"] == cfg.search_grid("ft")[int(np.argmax(scores))].lr
+    # the local rule's choices are today's search (the default, one rule), bit for bit
+    _, local_alone, *_ = _choose(cfg.model_copy(update={"choice": ChoiceConfig()}), fed, model, weights)
+    assert by_rule["local"][1] == local_alone
+
+
+def test_cross_site_choice_uses_no_test_data(setup) -> None:
+    cfg, fed, model, weights = setup
+    rng = np.random.default_rng(1)
+    scrambled = dataclasses.replace(
+        fed,
+        clients=[
+            dataclasses.replace(c, test=Dataset(c.test.x, rng.permutation(c.test.y), c.test.num_classes))
+            for c in fed.clients
+        ],
+    )
+    _, a = _rules(cfg, fed, model, weights)
+    _, b = _rules(cfg, scrambled, model, weights)
+    for rule in ("local", "cross-site"):
+        assert a[rule][1] == b[rule][1], rule  # the same choices, scores and all
+        assert not np.array_equal(a[rule][0], b[rule][0]), "scrambled test labels must change the test scores"
+
+
+def test_cross_site_with_weight_zero_is_the_local_rule(setup) -> None:
+    cfg, fed, model, weights = setup
+    _, by_rule = _rules(cfg, fed, model, weights, {**BOTH, "weight": 0.0})
+    local = [c["params"] for c in by_rule["local"][1]]
+    assert [c["params"] for c in by_rule["cross-site"][1]] == local
+    np.testing.assert_array_equal(by_rule["local"][0], by_rule["cross-site"][0])
+
+
+def test_run_reports_each_rule_under_its_name(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    cfg = load_config(
+        quickstart,
+        [
+            *tiny,
+            'personalize.methods=["lp","fedper","lp-ft"]',
+            "search.lp.lr=[0.01, 0.1]",
+            "search.fedper.lr=[0.01, 0.05]",  # a baseline's grid: its federated training once per point
+            'choice.rules=["local","cross-site"]',
+        ],
+    )
+    summary = run_experiment(cfg, tmp_path)
+    names = ["lp", "lp@cross-site", "fedper", "fedper@cross-site", "lp-ft", "lp-ft@cross-site"]
+    assert list(summary["methods"]) == ["global-model", *names]
+    chosen = json.loads((tmp_path / "search.json").read_text())
+    assert set(chosen) == {"lp", "lp@cross-site", "fedper", "fedper@cross-site"}
+    for name in ("lp@cross-site", "fedper@cross-site"):
+        assert all({"val_others", "objective"} <= set(c) for c in chosen[name])
+        assert len(chosen[name]) == cfg.data.num_clients
+    assert {c["params"]["lr"] for c in chosen["fedper"]} <= {0.01, 0.05}
+    assert (tmp_path / "matrices" / "lp@cross-site.csv").exists()
+    # one grid point (lp-ft has none here): both rules keep it, so both report the same numbers
+    assert summary["methods"]["lp-ft"] == summary["methods"]["lp-ft@cross-site"]

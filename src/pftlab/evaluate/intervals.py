@@ -23,7 +23,9 @@ from scipy import stats
 from pftlab.evaluate.sampled import Z95, Estimate, successive_difference_se
 
 # Sampled mode computes these on the client's whole own test set (c_std from the exact local accuracies).
-EXACT_WHEN_SAMPLED = ("c_std", "distortion_own", "cka_own")
+EXACT_WHEN_SAMPLED = ("c_std", "local_min", "distortion_own", "cka_own")
+# Statistics over clients other than the mean: (per-client column, statistic) for the bootstrap.
+SPREAD = {"c_std": ("local", "std"), "global_std": ("global_balanced", "std"), "local_min": ("local", "min")}
 UNBOUNDED = ("distortion_own", "distortion_others")  # not accuracies: no 0-100 clip (CKA lies in 0-1 anyway)
 
 
@@ -35,7 +37,7 @@ def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_se(values: np.ndarray, weights: np.ndarray, statistic: str = "mean") -> float:
-    """Std over resamples of the clients' mean (or population std) of `values` (NaN ones left out)."""
+    """Std over resamples of the clients' mean (or population std, or min) of `values` (NaN ones left out)."""
     defined = ~np.isnan(values)
     if defined.sum() < 2:
         return 0.0
@@ -46,6 +48,8 @@ def bootstrap_se(values: np.ndarray, weights: np.ndarray, statistic: str = "mean
     mean = w @ v / total
     if statistic == "std":
         mean = np.sqrt(np.maximum(w @ (v * v) / total - mean * mean, 0.0))
+    elif statistic == "min":
+        mean = np.where(w > 0, v[None, :], np.inf).min(1)
     return float(mean.std(ddof=1)) if len(mean) > 1 else 0.0
 
 
@@ -79,6 +83,8 @@ def per_client_with_averages(values: dict[str, np.ndarray]) -> dict[str, np.ndar
     out = dict(values)
     if all(k in values for k in ("local", "global")):
         out["average"] = (values["local"] + values["global"]) / 2
+    if all(k in values for k in ("local", "global_balanced")):
+        out["average_balanced"] = (values["local"] + values["global_balanced"]) / 2
     if all(k in values for k in ("local", "global", "worst")):
         out["average3"] = (values["local"] + values["global"] + values["worst"]) / 3
     return out
@@ -98,8 +104,9 @@ def method_intervals(
     for metric, value in summary.items():
         if metric == "failed":
             continue
-        if metric == "c_std":
-            se_c = bootstrap_se(columns["local"], weights, "std")
+        if metric in SPREAD:
+            column, statistic = SPREAD[metric]
+            se_c = bootstrap_se(columns[column], weights, statistic)
         elif metric in columns:
             se_c = bootstrap_se(columns[metric], weights)
         else:

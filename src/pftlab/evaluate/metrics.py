@@ -16,7 +16,10 @@ DEFINITIONS = {
     "global_same_domain": "hits of model i on other clients of its own domain / their test samples",
     "global_other_domain": "hits of model i on clients of other domains / their test samples",
     "c_std": "population std over clients of local (ddof = 0)",
+    "local_min": "min over clients of local: the worst-off client's own accuracy",
+    "global_std": "population std over clients of global_balanced (ddof = 0): how unevenly global accuracy falls",
     "average": "(local + global) / 2, as the study's text defines it",
+    "average_balanced": "(local + global_balanced) / 2: the average with the paper's Global (the uniform mixture)",
     "average3": "(local + global + worst) / 3, what the study's table actually reports",
     "distortion_own": "mean L2 distance between global and personalized features on the client's own test samples",
     "distortion_others": "the same on every other client's test samples",
@@ -86,7 +89,10 @@ def summarize(
     out = {k: float(v[ok].mean()) for k, v in pc.items() if k not in DOMAIN_SPLIT}
     out |= {k: float(np.nanmean(pc[k][ok])) for k in DOMAIN_SPLIT if k in pc and not np.isnan(pc[k][ok]).all()}
     out["c_std"] = float(pc["local"][ok].std())
+    out["local_min"] = float(pc["local"][ok].min())
+    out["global_std"] = float(pc["global_balanced"][ok].std())
     out["average"] = (out["local"] + out["global"]) / 2
+    out["average_balanced"] = (out["local"] + out["global_balanced"]) / 2
     out["average3"] = (out["local"] + out["global"] + out["worst"]) / 3
     rounded = {k: round(v, digits) for k, v in out.items()}
     return rounded if ok.all() else {**rounded, "failed": int((~ok).sum())}

@@ -283,7 +283,11 @@ def estimates(scores: SampledScores, sample: Sample) -> tuple[dict[str, np.ndarr
         out[name] = Estimate(float(v[defined].mean()), np.nan_to_num(z))
     if "worst" in out:
         out["worst"] = Estimate(out["worst"].value, out["worst"].z, worst_gap(scores, sample))
-    combine = {"average": {"local": 0.5, "global": 0.5}, "average3": {"local": 1 / 3, "global": 1 / 3, "worst": 1 / 3}}
+    combine = {
+        "average": {"local": 0.5, "global": 0.5},
+        "average_balanced": {"local": 0.5, "global_balanced": 0.5},
+        "average3": {"local": 1 / 3, "global": 1 / 3, "worst": 1 / 3},
+    }
     for name, parts in combine.items():
         if all(p in out for p in parts):
             out[name] = Estimate(

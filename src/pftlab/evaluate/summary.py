@@ -36,6 +36,8 @@ def method_result(
         raise ValueError("every client failed: there is nothing to summarize")
     out = {k: e.value for k, e in ests.items()}
     out["c_std"] = float(values["local"][scores.ok].std())
+    out["local_min"] = float(values["local"][scores.ok].min())  # exact: local is computed on every own image
+    out["global_std"] = float(np.nanstd(values["global_balanced"][scores.ok]))
     rounded = {k: round(v, digits) for k, v in out.items()}
     if not scores.ok.all():
         rounded["failed"] = int((~scores.ok).sum())

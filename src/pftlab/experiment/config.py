@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from pftlab.core.errors import UserError
 from pftlab.core.schema import Strict, validation_message
 from pftlab.data.config import DataConfig
+from pftlab.evaluate.choice import ChoiceConfig
 from pftlab.evaluate.config import EvaluateConfig
 from pftlab.federated import ALGORITHMS
 from pftlab.federated.config import FederatedConfig
@@ -95,6 +96,7 @@ class Config(Strict):
     search: dict[str, dict[str, list[Any]]] = Field(
         default_factory=dict, description="per-method grids, chosen per client on its validation split"
     )
+    choice: ChoiceConfig = Field(default_factory=ChoiceConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
@@ -131,8 +133,6 @@ class Config(Strict):
         for name, grid in self.search.items():
             if name not in self.personalize.methods:
                 raise ValueError(f"search.{name}: {name!r} is not in personalize.methods {self.personalize.methods}")
-            if METHODS[name].integrated:
-                raise ValueError(f"search.{name}: {name!r} is a baseline; grids search post-hoc methods only")
             fields = METHODS[name].Params.model_fields
             for key, values in grid.items():
                 if key not in fields:
@@ -168,6 +168,8 @@ class Config(Strict):
         out["method"] = {m: self.method_params(m).model_dump(mode="json") for m in self.personalize.methods}
         if not self.search:
             del out["search"]
+        if self.choice == ChoiceConfig():
+            del out["choice"]  # the default (own validation split) leaves every earlier run's key as it was
         if self.pretrain == PretrainConfig():
             del out["pretrain"]  # only `pftlab pretrain` reads it: a run's config and key leave it out
         else:

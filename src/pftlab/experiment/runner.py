@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from pftlab.core.threads import ThreadChoice, choose_threads
 from pftlab.core.weights import Weights, all_finite
 from pftlab.data.augment import training_augment
 from pftlab.data.benchmarks import build_federation
+from pftlab.evaluate.choice import SEPARATOR, Rule, ValidationPool, named, objective, others_mean
 from pftlab.evaluate.distortion import KEYS as DISTORTION_KEYS
 from pftlab.evaluate.distortion import no_distortion
 from pftlab.evaluate.matrix import accuracy
@@ -137,6 +139,9 @@ def personalize_chunk(
     return out
 
 
+RuleResult = tuple[Scores, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]]]
+
+
 def personalize_all(
     model: nn.Module,
     global_weights: Weights,
@@ -149,42 +154,103 @@ def personalize_all(
     store: Path | None = None,
     key: str = "",
 ) -> tuple[Scores, list[dict[str, Any]], dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
-    """One method's scores (the hit matrix, or sampled scores), each client's search choice,
-    distortion, failed clients, and the seconds each reused chunk took when it was computed (NaN
-    when its run did not record them).
+    """personalize_rules for the first choice rule alone: its scores, choices, distortion and failed
+    clients, and the seconds of reused chunks."""
+    by_rule, reused = personalize_rules(model, global_weights, fed, cfg, method, scoring, advance, head, store, key)
+    return (*by_rule[cfg.choice.rules[0]], reused)
+
+
+def personalize_rules(
+    model: nn.Module,
+    global_weights: Weights,
+    fed: Any,
+    cfg: Config,
+    method: str,
+    scoring: Scoring,
+    advance: Callable[[int], None] = lambda n: None,
+    head: str = "head",
+    store: Path | None = None,
+    key: str = "",
+) -> tuple[dict[str, RuleResult], list[float]]:
+    """Per choice rule (cfg.choice.rules): one method's scores (the hit matrix, or sampled scores),
+    each client's search choice, distortion and failed clients; and the seconds each reused chunk
+    took when it was computed (NaN when its run did not record them).
 
     Clients run a chunk at a time (batched where the engine covers the recipe). Every client is
-    personalized from the global weights with each grid point; the point with the best accuracy
-    on the client's own validation split is kept (the first on ties); test data plays no part in
-    the choice. A finished chunk is sealed under `store` with the method's `key` (see
-    `method_key`), so an interrupted run resumes there and a rerun with more methods reuses it;
-    a chunk that does not verify is recomputed.
+    personalized from the global weights with each grid point, once; each rule keeps the point
+    with the best validation objective (pftlab.evaluate.choice; the first on ties), and a point
+    two rules both chose is scored once. Test data plays no part in any choice. A finished chunk
+    is sealed under `store` with the method's `key` (see `method_key`), so an interrupted run
+    resumes there and a rerun with more methods reuses it; a chunk that does not verify is
+    recomputed.
     """
     candidates = cfg.search_grid(method)
+    rules = cfg.choice.rules
     n = fed.num_clients
-    rows = scoring.empty()
-    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
-    chosen: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
+    results: dict[str, RuleResult] = {r: _empty_result(scoring, n) for r in rules}
     reused: list[float] = []
     spec = recipe(method)
+    pool = _validation_pool(fed, cfg, len(candidates))
     head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
     chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
     for index, ids in enumerate(client_chunks(fed, chunk)):
         path = store / f"chunk-{index}.json" if store else None
-        done = _load_chunk(path, key, ids)
+        done = _load_chunk(path, key, ids, rules)
         if done is None:
             t0 = time.perf_counter()
-            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head)
+            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, pool)
             done["seconds"] = time.perf_counter() - t0
             if path is not None:
                 write_sealed(path, key, done)
         else:
             reused.append(float(done.get("seconds", math.nan)))
-        failed += _fill(scoring, rows, dist, done)
-        chosen += done["chosen"]
+        for rule in rules:
+            part = _rule_part(done, rule, rules)
+            rows, chosen, dist, failed = results[rule]
+            failed += _fill(scoring, rows, dist, {"clients": done["clients"], **part})
+            chosen += part["chosen"]
         advance(len(ids))
-    return rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]), reused
+    for r in rules:
+        rows, chosen, dist, failed = results[r]
+        results[r] = (rows, sorted(chosen, key=lambda c: c["client"]), dist, sorted(failed, key=lambda f: f["client"]))
+    return results, reused
+
+
+def _empty_result(scoring: Scoring, n: int) -> RuleResult:
+    return scoring.empty(), [], {k: np.full(n, np.nan) for k in DISTORTION_KEYS}, []
+
+
+def _rule_part(done: dict[str, Any], rule: str, rules: list[Rule]) -> dict[str, Any]:
+    """A saved chunk's rows, distortion, choices and failures for one rule: the first rule's at its
+    top level (the layout of chunks saved before choice rules existed), the others' under `more`."""
+    part: dict[str, Any] = done if rule == rules[0] else done["more"][rule]
+    return {k: part[k] for k in ("rows", "distortion", "chosen", "failed")}
+
+
+def _validation_pool(fed: Any, cfg: Config, grid_points: int) -> ValidationPool | None:
+    """The other clients' validation images, when a cross-site rule has a choice to make."""
+    if "cross-site" not in cfg.choice.rules or cfg.choice.weight == 0 or grid_points < 2:
+        return None
+    return ValidationPool.of(fed.clients, cfg.choice.pool_images, cfg.seed)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One rule's choice for one client: the grid point, its weights (or why it failed), and its
+    validation scores (NaN without a grid: nothing to choose)."""
+
+    index: int
+    params: Any
+    weights: Weights | str
+    score: float  # the rule's objective
+    own: float  # accuracy on the client's own validation split
+    others: float  # mean accuracy on the other clients' pooled validation images (NaN: not scored)
+
+    def record(self, client: int, rule: str) -> dict[str, Any]:
+        out = {"client": client, "params": self.params.model_dump(mode="json"), "val_accuracy": self.own}
+        if rule != "local":
+            out |= {"val_others": self.others, "objective": self.score}
+        return out
 
 
 def choose(
@@ -195,23 +261,38 @@ def choose(
     cfg: Config,
     clients: list[Any],
     head: str = "head",
-) -> list[tuple[float, Any, Weights | str]]:
-    """Per client: (validation accuracy, grid point, weights or why it failed) of its best grid point.
+    pool: ValidationPool | None = None,
+    ids: list[int] | None = None,
+) -> list[dict[str, Pick]]:
+    """Per client, per choice rule: the best grid point on validation data (pftlab.evaluate.choice).
 
-    Every point starts from the global weights; the best accuracy on the client's own validation
-    split wins (the first on ties; NaN without a grid). Flower's nodes call this too.
+    Every point starts from the global weights and is trained once; the first on ties wins, and a
+    point that failed loses to any that did not. `pool` (the validation images of every client)
+    and `ids` (each of `clients`' row in it) serve the cross-site rule; without them it is the
+    local rule. Flower's nodes call this too, with the local rule.
     """
-    best: list[tuple[float, Any, Weights | str] | None] = [None] * len(clients)
-    for params in candidates:
+    best: list[dict[str, Pick]] = [{} for _ in clients]
+    scored = len(candidates) > 1
+    for g, params in enumerate(candidates):
         for k, w in enumerate(personalize_chunk(model, global_weights, method, params, cfg, clients, head)):
-            val = float("nan")
-            if len(candidates) > 1 and not isinstance(w, str):
+            own = others = float("nan")
+            if scored and not isinstance(w, str):
                 model.load_state_dict(w)
-                val = accuracy(model, clients[k].val)
-            held = best[k]
-            if held is None or (not isinstance(w, str) and (isinstance(held[2], str) or val > held[0])):
-                best[k] = (val, params, w)
-    return [b for b in best if b is not None]
+                own = accuracy(model, clients[k].val)
+                if pool is not None and ids is not None:
+                    others = others_mean(pool.accuracies(model), ids[k])
+            _keep(best[k], cfg, g, params, w, own, others)
+    return best
+
+
+def _keep(best: dict[str, Pick], cfg: Config, g: int, params: Any, w: Weights | str, own: float, others: float) -> None:
+    """Keep grid point g for each rule it beats the held point on (the first on ties; a failed point
+    loses to any that did not fail)."""
+    for rule in cfg.choice.rules:
+        pick = Pick(g, params, w, objective(rule, own, others, cfg.choice.weight), own, others)
+        held = best.get(rule)
+        if held is None or (not isinstance(w, str) and (isinstance(held.weights, str) or pick.score > held.score)):
+            best[rule] = pick
 
 
 def _run_chunk(
@@ -224,23 +305,61 @@ def _run_chunk(
     ids: list[int],
     scoring: Scoring,
     head: str,
+    pool: ValidationPool | None = None,
 ) -> dict[str, Any]:
     clients = [fed.clients[i] for i in ids]
-    best = choose(model, global_weights, method, candidates, cfg, clients, head)
-    out: dict[str, Any] = {"clients": ids, "rows": [], "distortion": [], "chosen": [], "failed": []}
-    for c, (val, params, w) in zip(clients, best, strict=True):
-        if isinstance(w, str):
-            out["rows"].append(scoring.failed_row())
-            out["distortion"].append(None)
-            out["failed"].append({"client": c.client_id, "reason": w})
-            continue
-        frozen = recipe(method).backbone_frozen(params, cfg.personalize)
-        row, d = scoring.row(model, w, frozen, c.client_id)
-        out["rows"].append(row)
-        out["distortion"].append(d)
-        if len(candidates) > 1:
-            out["chosen"].append({"client": c.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val})
+    best = choose(model, global_weights, method, candidates, cfg, clients, head, pool, ids)
+    spec = recipe(method)
+    return _scored(
+        model,
+        scoring,
+        cfg,
+        ids,
+        [c.client_id for c in clients],
+        best,
+        len(candidates) > 1,
+        lambda params: spec.backbone_frozen(params, cfg.personalize),
+    )
+
+
+def _scored(
+    model: nn.Module,
+    scoring: Scoring,
+    cfg: Config,
+    ids: list[int],
+    client_ids: list[int],
+    best: list[dict[str, Pick]],
+    grid: bool,
+    frozen: Callable[[Any], bool],
+) -> dict[str, Any]:
+    """A chunk as it is saved: per rule, each client's scores, distortion, choice (with a grid) or
+    failure; a point two rules both chose is scored once."""
+    rules = cfg.choice.rules
+    out: dict[str, Any] = {"clients": ids, **_part(), "more": {r: _part() for r in rules[1:]}}
+    for client, picks in zip(client_ids, best, strict=True):
+        made: dict[int, tuple[dict[str, Any], dict[str, float] | None]] = {}
+        for rule in rules:
+            part = out if rule == rules[0] else out["more"][rule]
+            pick = picks[rule]
+            if isinstance(pick.weights, str):
+                part["rows"].append(scoring.failed_row())
+                part["distortion"].append(None)
+                part["failed"].append({"client": client, "reason": pick.weights})
+                continue
+            if pick.index not in made:
+                made[pick.index] = scoring.row(model, pick.weights, frozen(pick.params), client)
+            row, d = made[pick.index]
+            part["rows"].append(row)
+            part["distortion"].append(d)
+            if grid:
+                part["chosen"].append(pick.record(client, rule))
+    if not out["more"]:
+        del out["more"]  # one rule: the layout of chunks saved before choice rules existed
     return out
+
+
+def _part() -> dict[str, list[Any]]:
+    return {"rows": [], "distortion": [], "chosen": [], "failed": []}
 
 
 def _fill(scoring: Scoring, rows: Scores, dist: dict[str, np.ndarray], done: dict[str, Any]) -> list[dict[str, Any]]:
@@ -253,13 +372,19 @@ def _fill(scoring: Scoring, rows: Scores, dist: dict[str, np.ndarray], done: dic
     return failed
 
 
-def _load_chunk(path: Path | None, key: str, ids: list[int]) -> dict[str, Any] | None:
+def _load_chunk(path: Path | None, key: str, ids: list[int], rules: list[Rule] | None = None) -> dict[str, Any] | None:
     """A saved chunk, or None when absent, not verified (edited, damaged, another computation's)
-    or not these clients: then it is recomputed."""
+    or not these clients with a row per client for every rule: then it is recomputed."""
     if path is None:
         return None
     done, _ = read_sealed(path, key)
-    if not isinstance(done, dict) or done.get("clients") != ids or len(done.get("rows", [])) != len(ids):
+    if not isinstance(done, dict) or done.get("clients") != ids:
+        return None
+    rules = rules or ["local"]
+    try:
+        if any(len(_rule_part(done, r, rules)["rows"]) != len(ids) for r in rules):
+            return None
+    except (KeyError, TypeError):
         return None
     return done
 
@@ -275,42 +400,51 @@ def baseline_all(
     on_round: Callable[[int, float], None],
     store: Path | None = None,
     key: str = "",
-) -> tuple[Scores, dict[str, np.ndarray], list[dict[str, Any]], list[float]]:
-    """A process-integrated baseline: its own federated training, then the same scoring and distortion.
+) -> tuple[dict[str, RuleResult], list[float]]:
+    """A process-integrated baseline: its own federated training, once per grid point, then per
+    choice rule each client's best point on validation data, scored as every other method.
 
-    Returns its scores, distortion, failed clients, and (as personalize_all) the seconds of a
-    reused result. Distortion is measured against the global model's features, like every other
-    method. The result is sealed under `store` as one chunk of every client, so an interrupted run
-    or a rerun with more methods reuses it once it verifies.
+    Returns, as personalize_rules, per rule its scores, choices, distortion and failed clients, and
+    the seconds of a reused result. Distortion is measured against the global model's features,
+    like every other method. The result is sealed under `store` as one chunk of every client, so an
+    interrupted run or a rerun with more methods reuses it once it verifies.
     """
     n = fed.num_clients
+    rules = cfg.choice.rules
     path = store / "result.json" if store else None
-    done = _load_chunk(path, key, list(range(n)))
+    done = _load_chunk(path, key, list(range(n)), rules)
     reused = [] if done is None else [float(done.get("seconds", math.nan))]
     if done is None:
         t0 = time.perf_counter()
         spec = METHODS[name]
         assert isinstance(spec, Baseline)
-        personal, _ = train_baseline(
-            spec, make(), fed, cfg.federated, cfg.seed, cfg.method_params(name), head, on_round
-        )
-        done = {"clients": [], "rows": [], "distortion": [], "chosen": [], "failed": []}
-        for i, w in personal:
-            done["clients"].append(i)
-            if not all_finite(w):
-                done["rows"].append(scoring.failed_row())
-                done["distortion"].append(None)
-                done["failed"].append({"client": i, "reason": "personalized weights are not finite"})
-                continue
-            row, d = scoring.row(model, w, False, i)
-            done["rows"].append(row)
-            done["distortion"].append(d)
+        candidates = cfg.search_grid(name)
+        pool = _validation_pool(fed, cfg, len(candidates))
+        best: list[dict[str, Pick]] = [{} for _ in range(n)]
+        client_ids: list[int] = []
+        for g, params in enumerate(candidates):
+            personal, _ = train_baseline(spec, make(), fed, cfg.federated, cfg.seed, params, head, on_round)
+            client_ids = [i for i, _ in personal]
+            for k, (_, w) in enumerate(personal):
+                kept: Weights | str = w if all_finite(w) else "personalized weights are not finite"
+                own = others = float("nan")
+                if len(candidates) > 1 and not isinstance(kept, str):
+                    model.load_state_dict(kept)
+                    own = accuracy(model, fed.clients[k].val)
+                    if pool is not None:
+                        others = others_mean(pool.accuracies(model), k)
+                _keep(best[k], cfg, g, params, kept, own, others)
+        done = _scored(model, scoring, cfg, list(range(n)), client_ids, best, len(candidates) > 1, lambda p: False)
+        done["clients"] = client_ids
         done["seconds"] = time.perf_counter() - t0
         if path is not None:
             write_sealed(path, key, done)
-    rows = scoring.empty()
-    dist = {k: np.full(n, np.nan) for k in DISTORTION_KEYS}
-    return rows, dist, _fill(scoring, rows, dist, done), reused
+    results: dict[str, RuleResult] = {}
+    for rule in rules:
+        rows, _, dist, _ = _empty_result(scoring, n)
+        part = _rule_part(done, rule, rules)
+        results[rule] = (rows, part["chosen"], dist, _fill(scoring, rows, dist, {"clients": done["clients"], **part}))
+    return results, reused
 
 
 def check_blocks(model: nn.Module, cfg: Config, head: str) -> None:
@@ -487,8 +621,9 @@ def _run_experiment(
         for method in cfg.personalize.methods:
             t0 = time.perf_counter()
             if METHODS[method].integrated:  # a process-integrated baseline: its own federated training
-                task = progress.add_task(f"baseline {method}", total=cfg.federated.rounds, info="")
-                correct[method], distortions[method], failed[method], earlier[method] = baseline_all(
+                rounds = cfg.federated.rounds * len(cfg.search_grid(method))  # once per grid point
+                task = progress.add_task(f"baseline {method}", total=rounds, info="")
+                by_rule, earlier[method] = baseline_all(
                     lambda: make(fed.input_shape, fed.num_classes),
                     model,
                     fed,
@@ -496,18 +631,16 @@ def _run_experiment(
                     method,
                     scoring,
                     head,
-                    functools.partial(
-                        _advance_round, progress, task, heartbeat(f"{method} rounds", cfg.federated.rounds)
-                    ),
+                    functools.partial(_advance_round, progress, task, heartbeat(f"{method} rounds", rounds)),
                     stores[method],
                     keys[method],
                 )
                 if earlier[method]:
-                    progress.update(task, completed=cfg.federated.rounds, info="reused")
+                    progress.update(task, completed=rounds, info="reused")
                     console.print(f"{method}: reused its verified result")
             else:
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
-                correct[method], chosen, distortions[method], failed[method], earlier[method] = personalize_all(
+                by_rule, earlier[method] = personalize_rules(
                     model,
                     weights,
                     fed,
@@ -522,12 +655,16 @@ def _run_experiment(
                 if chunks := len(earlier[method]):
                     progress.update(task, info=f"reused {chunks} verified chunk(s)")
                     console.print(f"{method}: reused {chunks} verified chunk(s) of clients computed earlier")
+            for rule, (rows, chosen, dist, fails) in by_rule.items():
+                name = named(method, rule, cfg.choice.rules)
+                correct[name], distortions[name], failed[name] = rows, dist, fails
                 if chosen:
-                    searched[method] = chosen
+                    searched[name] = chosen
             timings[method] = time.perf_counter() - t0
             log(method, timings[method], bool(earlier[method]))
-            for f in failed[method]:
-                console.print(f"[yellow]{method}: client {f['client']} failed and is left out: {f['reason']}")
+            for name, fails in failed.items():
+                for f in fails if name.split(SEPARATOR)[0] == method else []:
+                    console.print(f"[yellow]{name}: client {f['client']} failed and is left out: {f['reason']}")
 
     write_global_weights(ckpt, out / "global.safetensors")
     run_info = {
@@ -584,7 +721,8 @@ def _advance_round(progress: Progress, task: TaskID, beat: Heartbeat, rnd: int, 
 
 
 def _in_run_order(summary: dict[str, Any], cfg: Config) -> dict[str, Any]:
-    order = ["global-model", *cfg.personalize.methods]  # summary.json sorts its keys; callers want run order
+    rules = cfg.choice.rules
+    order = ["global-model", *(named(m, r, rules) for m in cfg.personalize.methods for r in rules)]  # run order
     summary["methods"] = {m: summary["methods"][m] for m in order if m in summary["methods"]}
     return summary
 

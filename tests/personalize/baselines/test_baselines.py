@@ -98,5 +98,8 @@ def test_config_accepts_baselines_and_checks_their_tables() -> None:
         from_dict({"method": {"ditto": {"lamb": 1.0}}})
     with pytest.raises(UserError, match=r"method\.fedrep\.head_epochs"):
         from_dict({"method": {"fedrep": {"head_epochs": 0}}})
-    with pytest.raises(UserError, match="baseline"):
-        from_dict({"personalize": {"methods": ["fedrep"]}, "search": {"fedrep": {"head_epochs": [1, 2]}}})
+    # a baseline's grid is searched like a post-hoc method's (its federated training once per point)
+    grid = from_dict({"personalize": {"methods": ["fedrep"]}, "search": {"fedrep": {"head_epochs": [1, 2]}}})
+    assert [p.head_epochs for p in grid.search_grid("fedrep")] == [1, 2]
+    with pytest.raises(UserError, match=r"search\.fedrep: unknown key 'mu'"):
+        from_dict({"personalize": {"methods": ["fedrep"]}, "search": {"fedrep": {"mu": [1, 2]}}})

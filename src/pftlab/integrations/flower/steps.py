@@ -33,7 +33,13 @@ def clone(weights: dict[str, torch.Tensor]) -> Weights:
 
 
 def check_methods(cfg: Config) -> None:
-    """Flower personalizes with the post-hoc methods; process-integrated baselines run in-process only."""
+    """Flower personalizes with the post-hoc methods, each client's grid point chosen on its own
+    validation split; process-integrated baselines and the cross-site choice run in-process only."""
+    if cfg.choice.rules != ["local"]:
+        raise UserError(
+            f"choice.rules {cfg.choice.rules} cannot run on Flower yet (a cross-site evaluation round on "
+            'validation splits is not built); allowed there: ["local"]'
+        )
     other = [m for m in cfg.personalize.methods if METHODS[m].integrated]
     if other:
         allowed = ", ".join(m for m, spec in METHODS.items() if not spec.integrated)
@@ -49,13 +55,11 @@ def personalize(
     client's validation split. A client whose training diverges fails the message.
     """
     candidates = cfg.search_grid(method)
-    ((val, params, weights),) = choose(model, global_weights, method, candidates, cfg, [client], head)
-    if isinstance(weights, str):
-        raise FloatingPointError(weights)
-    chosen = None
-    if len(candidates) > 1:
-        chosen = {"client": client.client_id, "params": params.model_dump(mode="json"), "val_accuracy": val}
-    return weights, chosen
+    (picks,) = choose(model, global_weights, method, candidates, cfg, [client], head)
+    pick = picks["local"]
+    if isinstance(pick.weights, str):
+        raise FloatingPointError(pick.weights)
+    return pick.weights, pick.record(client.client_id, "local") if len(candidates) > 1 else None
 
 
 def own_pool(test: Dataset) -> EvalPool:

@@ -7,7 +7,9 @@ goes to the server and is averaged, the head stays on the client.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from functools import partial
 
+from pydantic import Field
 from torch import nn
 
 from pftlab.core.schema import Strict
@@ -20,7 +22,10 @@ from pftlab.training.phase import Phase
 
 
 class Params(Strict):
-    """FedPer has no hyper-parameters of its own: [federated] sets rounds, epochs and learning rate."""
+    """[federated] sets rounds and epochs; `lr` lets a search tune FedPer's learning rate like every
+    other method's without moving the global stage's."""
+
+    lr: float = Field(0.0, ge=0, le=100, description="learning rate of the clients' training; 0 = federated.lr")
 
 
 def split(update: ClientUpdate, head: str) -> ClientUpdate:
@@ -32,6 +37,7 @@ def split(update: ClientUpdate, head: str) -> ClientUpdate:
 
 
 def local_update(
+    params: Params,
     model: nn.Module,
     global_weights: Weights,
     payload: State,
@@ -44,7 +50,7 @@ def local_update(
     head: str = "head",
 ) -> ClientUpdate:
     start = {**global_weights, **client_state}
-    phases = [Phase("all", cfg.local_epochs, cfg.lr)]
+    phases = [Phase("all", cfg.local_epochs, params.lr or cfg.lr)]
     return split(local_train(model, start, data, phases, cfg, seed, f"{ORDER}/round{rnd}", client_id, head), head)
 
 
@@ -63,5 +69,5 @@ BASELINE = Baseline(
     "fedper",
     "FedPer: federated body, personal heads trained jointly with it and never averaged",
     Params,
-    lambda p, cfg: Algorithm("fedper", local_update, server_update),
+    lambda p, cfg: Algorithm("fedper", partial(local_update, p), server_update),
 )

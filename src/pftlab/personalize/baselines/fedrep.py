@@ -24,6 +24,7 @@ from pftlab.training.phase import Phase
 class Params(Strict):
     head_epochs: int = Field(10, ge=1, le=10_000, description="head epochs per round (the paper uses 10)")
     head_lr: float = Field(0.0, ge=0, le=100, description="0 = federated.lr")
+    lr: float = Field(0.0, ge=0, le=100, description="the body epochs' learning rate; 0 = federated.lr")
 
 
 def local_update(
@@ -41,7 +42,7 @@ def local_update(
 ) -> ClientUpdate:
     start = {**global_weights, **client_state}
     head_lr = params.head_lr or cfg.lr
-    phases = [Phase("head", params.head_epochs, head_lr), Phase("body", cfg.local_epochs, cfg.lr)]
+    phases = [Phase("head", params.head_epochs, head_lr), Phase("body", cfg.local_epochs, params.lr or cfg.lr)]
     return split(local_train(model, start, data, phases, cfg, seed, f"{ORDER}/round{rnd}", client_id, head), head)
 
 
