@@ -20,6 +20,7 @@ def _study(args: argparse.Namespace) -> int:
         overrides=tuple(args.set),
         progress=not args.no_progress,
         report_only=args.report_only,
+        grids=Path(args.grids) if args.grids else None,
     )
     if args.check:
         print(check_study(req))
@@ -38,6 +39,11 @@ def add_study_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--methods", nargs="+", metavar="NAME", help="default: every method ('pftlab methods')")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every cell's config"
+    )
+    p.add_argument(
+        "--grids",
+        metavar="FILE",
+        help="[search.<method>] grids and a [choice] table for every cell (the decisive study: configs/grids.toml)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--check", action="store_true", help="only validate every cell's config and data; run nothing")

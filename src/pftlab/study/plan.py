@@ -120,6 +120,7 @@ class Request:
     progress: bool = True
     configs: Path = CONFIGS
     report_only: bool = False  # read each cell's summary.json as it is; run and verify nothing
+    grids: Path | None = None  # a TOML of [search.<method>] grids and a [choice] table, for every cell
 
 
 # A cell's numbers depend in their last digits on the thread count, and runtime.threads = 0 would take
@@ -128,9 +129,35 @@ class Request:
 STUDY_THREADS = 2
 
 
+def read_grids(path: Path | None) -> dict[str, Any]:
+    """The --grids file: [search.<method>] tables (a grid per method) and a [choice] table, nothing else."""
+    if path is None:
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise UserError(f"--grids {path}: cannot read it ({type(err).__name__}: {err})") from None
+    other = [k for k in raw if k not in ("search", "choice")]
+    if other:
+        raise UserError(f"--grids {path}: unknown table(s) {', '.join(other)}; allowed: search, choice")
+    return raw
+
+
+def with_grids(raw: dict[str, Any], grids: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    """The benchmark's config with the grids of the cell's methods and the choice rules on top."""
+    out: dict[str, Any] = json.loads(json.dumps(raw))
+    search = {m: g for m, g in grids.get("search", {}).items() if m in methods}
+    if search:
+        out["search"] = {**out.get("search", {}), **search}
+    if "choice" in grids:
+        out["choice"] = grids["choice"]
+    return out
+
+
 def cell_config(req: Request, name: str, raw: dict[str, Any], seed: int, methods: list[str]) -> Config:
-    """The benchmark's config, then the study's thread count, the quick schedule, the methods, the
-    user's --set, the seed."""
+    """The benchmark's config with the --grids file's grids and choice rules, then the study's thread
+    count, the quick schedule, the methods, the user's --set, the seed."""
+    raw = with_grids(raw, read_grids(req.grids), methods)
     changes = [f"runtime.threads={STUDY_THREADS}"]
     changes += [*QUICK, *QUICK_DATA.get(name, ())] if req.quick else []
     changes += [f"personalize.methods={json.dumps(methods)}", *req.overrides, f"seed={seed}"]

@@ -7,7 +7,7 @@ the runs say, whatever they say.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.evaluate.intervals import paired_interval
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.personalize import METHODS
+from pftlab.study.decision import Comparison, decision_markdown
 
 TABLE = ("local", "global", "worst", "average", "average3", "c_std", "distortion_own")
 HIGHER_BETTER = ("local", "global", "worst", "average", "average3")
@@ -326,6 +327,38 @@ class Results:
     quick: bool
     commit: str
     unverified: bool = False  # read from the cells' summary.json without verifying them (--report-only)
+    decision: dict[str, list[Comparison]] = field(default_factory=dict)  # LP-FT vs each method, paired
+    choice_cost: dict[str, list[Comparison]] = field(default_factory=dict)  # second choice rule minus first
+    decision_notes: dict[str, str] = field(default_factory=dict)  # benchmarks without a decision, and why
+    grids: str = ""  # the --grids file every cell was tuned with ("" = each method at its one setting)
+    rules: list[str] = field(default_factory=lambda: ["local"])
+
+
+def decision_section(r: Results) -> str:
+    """The paired verdicts of LP-FT against every method, and what the cross-site choice changes."""
+    if not r.decision and not r.decision_notes:
+        return ""
+    tuning = (
+        f"every method tuned on the grids of `{r.grids}` (the same number of points each), each client's point "
+        f"chosen on validation data only by the rule(s) {', '.join(r.rules)} (pftlab.evaluate.choice)"
+        if r.grids
+        else "each method at its one configured setting (no grids)"
+    )
+    parts = ["## Decision\n", f"LP-FT against every method with {tuning}.\n", decision_markdown(r.decision)]
+    if r.decision_notes:
+        parts.append("No decision for: " + "; ".join(f"{n} ({why})" for n, why in r.decision_notes.items()) + ".\n")
+    if r.choice_cost:
+        parts += [
+            f"### What the {r.rules[1]} choice changes\n",
+            f"Each method chosen by the {r.rules[1]} rule minus the same method chosen by the {r.rules[0]} rule, "
+            "paired per client and seed (the same bootstrap; one Holm family per benchmark).\n",
+            decision_markdown(
+                {f"{n}: {r.rules[1]} − {r.rules[0]}": v for n, v in r.choice_cost.items()},
+                ("local", "global_balanced"),
+                reference="the method's other choice",
+            ).split("\n", 1)[1],
+        ]
+    return "\n".join(parts)
 
 
 def report_markdown(r: Results) -> str:
@@ -350,6 +383,8 @@ def report_markdown(r: Results) -> str:
         )
     if skipped:
         parts.append("Skipped:\n\n" + "".join(f"- {n}: {why}\n" for n, why in skipped.items()))
+    if section := decision_section(r):
+        parts.append(section)
     parts += [
         "## Does the study's pattern hold?\n",
         "The study's claim (PAPER.md, Table 2): LP-FT has the best global accuracy and the best average, and "
@@ -399,7 +434,7 @@ def report_markdown(r: Results) -> str:
 
 
 def write_report(out: Path, r: Results) -> None:
-    """table.md, table.csv, figures/<benchmark>.png and report.md in `out`."""
+    """table.md, table.csv, figures/<benchmark>.png and report.md in `out` (report.html: pftlab.study.html)."""
     write_tables(out, r.aggs)
     for name, agg in r.aggs.items():
         scatter(agg, f"{name}: local vs global, mean ± std over seeds {agg['seeds']}", out / "figures" / f"{name}.png")

@@ -13,6 +13,8 @@ from rich.console import Console
 from pftlab.core.errors import UserError
 from pftlab.core.io import write_json
 from pftlab.experiment.aggregate import aggregate
+from pftlab.study.decision import Comparison, by_rule, choice_cost, decide, read_clients, with_average, write_decision
+from pftlab.study.html import write_html
 from pftlab.study.plan import Cell, Request, missing_data, plan_cells, study_cache
 from pftlab.study.report import Results, write_report
 from pftlab.study.sweep import SweepResult, in_order, load_finished, run_time, study_lock, sweep
@@ -64,6 +66,30 @@ def read_cells(cells: list[Cell], console: Console) -> SweepResult:
     return result
 
 
+def decisions(
+    cells: list[Cell], names: list[str], rules: list[str]
+) -> tuple[dict[str, list[Comparison]], dict[str, list[Comparison]], dict[str, str]]:
+    """Per benchmark (and choice rule, when there are several): LP-FT against every other method,
+    paired (pftlab.study.decision), from the cells' clients.csv; per benchmark what the second rule
+    changes against the first; and why a benchmark has no decision."""
+    decided: dict[str, list[Comparison]] = {}
+    costs: dict[str, list[Comparison]] = {}
+    notes: dict[str, str] = {}
+    for name in names:
+        mine = [c for c in cells if c.benchmark == name]
+        absent = [c.seed for c in mine if not (c.out / "clients.csv").is_file()]
+        if absent:
+            notes[name] = f"no clients.csv in the cells of seed(s) {', '.join(map(str, absent))}"
+            continue
+        tables = {c.seed: with_average(read_clients(c.out / "clients.csv")) for c in mine}
+        for rule in rules:
+            key = name if len(rules) == 1 else f"{name}, {rule} choice"
+            decided[key] = decide({s: by_rule(t, rules, rule) for s, t in tables.items()})
+        if len(rules) > 1:
+            costs[name] = choice_cost(tables, rules)
+    return decided, costs, notes
+
+
 def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
     """Run (or reuse) every cell, then write table.md, table.csv, figures/ and report.md to `req.out`."""
     console = console or Console(stderr=True)
@@ -83,7 +109,30 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
     for name in aggs:
         known = [t for c in cells if c.benchmark == name and (t := run_time(c.out)) is not None]
         seconds[name] = sum(known) / len(known) if known else 0.0
-    write_report(req.out, Results(aggs, result.skipped, seconds, req.quick, git_commit(), req.report_only))
+    rules: list[str] = list(cells[0].cfg.choice.rules)
+    decided, costs, notes = decisions(cells, list(aggs), rules)
+    results = Results(
+        aggs,
+        result.skipped,
+        seconds,
+        req.quick,
+        git_commit(),
+        req.report_only,
+        decided,
+        costs,
+        notes,
+        str(req.grids) if req.grids else "",
+        rules,
+    )
+    write_report(req.out, results)
+    write_decision(req.out, {**decided, **{f"{k} (choice cost)": v for k, v in costs.items()}})
+    verdicts = [
+        {"benchmark": key.split(", ")[0], "rule": key.partition(", ")[2].removesuffix(" choice") or rules[0]}
+        | c.to_dict()
+        for key, comparisons in decided.items()
+        for c in comparisons
+    ]
+    write_html(req.out, results, verdicts)
     record = {
         "quick": req.quick,
         "seeds": list(req.seeds),
@@ -94,10 +143,11 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         "cells_reused": result.reused,
         "cells_computed": result.computed,
         **({"report_only": True} if req.report_only else {}),
+        **({"grids": str(req.grids), "choice_rules": rules} if req.grids else {}),
     }
     write_json(req.out / "study.json", record)
     console.print(
         f"study: {result.reused} cells reused, {result.computed} computed, {len(result.skipped)} benchmarks skipped; "
-        f"wrote {req.out}/report.md, table.md, table.csv, figures/"
+        f"wrote {req.out}/report.md, report.html, decision.csv, table.md, table.csv, figures/"
     )
     return record

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from pftlab.core.errors import UserError
+from pftlab.evaluate.choice import SEPARATOR
 from pftlab.experiment import runner
 from pftlab.study.plan import Cell, missing_data
 
@@ -60,7 +61,7 @@ def study_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-STUDY_READS = ("summary.json", "run.json", "config.toml")
+STUDY_READS = ("summary.json", "run.json", "config.toml", "clients.csv")  # clients.csv: the paired decision
 
 
 def load_finished(cell: Cell) -> dict[str, Any] | None:
@@ -76,7 +77,12 @@ def load_finished(cell: Cell) -> dict[str, Any] | None:
 def in_order(summary: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     """The summary with its methods in the study's order, the global model first (summary.json sorts keys)."""
     order = ["global-model", *methods]
-    ranked = sorted(summary["methods"], key=lambda m: order.index(m) if m in order else len(order))
+
+    def rank(m: str) -> tuple[int, int]:  # a method's other choice rules (<method>@<rule>) follow it
+        base = m.split(SEPARATOR)[0]
+        return (order.index(base) if base in order else len(order), SEPARATOR in m)
+
+    ranked = sorted(summary["methods"], key=rank)
     return {**summary, "methods": {m: summary["methods"][m] for m in ranked}}
 
 

@@ -1,0 +1,314 @@
+"""The study's Decision: LP-FT against every other method, paired, with intervals and Holm's correction.
+
+"Within seed std" compared two means with the spread of either, ignoring that both methods were
+scored on the same clients, test images and seeds. Here every comparison is paired: per client (and
+seed) the difference reference minus method, resampled by a hierarchical bootstrap (seeds, then
+clients within a seed), so the interval reflects both sources of variation. Federation-level numbers
+(the worst-off client) have one value per seed and get a Student-t interval over seeds instead.
+All comparisons of one benchmark form one family, corrected with Holm–Bonferroni, so "better" or
+"worse" at the 95% level holds for the table as a whole, not for one cell picked after the fact.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from pftlab.core.errors import UserError, one_line
+from pftlab.core.io import write_csv
+from pftlab.evaluate.choice import SEPARATOR
+
+Clients = dict[str, dict[str, np.ndarray]]  # method -> metric -> per-client values, clients in file order
+METRICS = ("local", "global_balanced", "global", "average_balanced")
+REQUIRED = ("method", "client", "local", "global", "global_balanced")
+LEVEL = 0.05
+CHUNK = 1 << 23  # client draws per batch of the bootstrap (32 MiB of int32 indices)
+
+
+def read_clients(path: Path) -> Clients:
+    """A run's clients.csv by header name (columns may be added or reordered later); empty cells are NaN.
+
+    The required columns must be numeric; any other column is kept when all its cells are numbers
+    (a text column such as `domain` is left out), so new metrics are read without changing this.
+    """
+    name = one_line(str(path))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            table = list(reader)
+            header = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"cannot read {name}: {one_line(str(err))}") from None
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise UserError(f"{name} lacks column(s) {', '.join(missing)}: not a pftlab clients.csv")
+    rows: dict[str, list[dict[str, str]]] = {}
+    for row in table:
+        rows.setdefault(row["method"], []).append(row)
+    out: Clients = {}
+    for method, group in rows.items():
+        out[method] = {}
+        for column in header:
+            try:
+                values = [float(r[column]) if r[column] not in ("", None) else math.nan for r in group]
+            except (TypeError, ValueError):
+                if column in REQUIRED[1:]:
+                    raise UserError(f"{name}: column {column} of method {one_line(method)} is not numeric") from None
+                continue
+            out[method][column] = np.array(values, dtype=float)
+    return out
+
+
+def with_average(clients: Clients) -> Clients:
+    """A copy with the headline per-client `average_balanced = (local + global_balanced) / 2` added."""
+    out = {m: dict(v) for m, v in clients.items()}
+    for values in out.values():
+        if "local" in values and "global_balanced" in values:
+            values["average_balanced"] = (values["local"] + values["global_balanced"]) / 2
+    return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One paired difference a - b: the observed value, its 95% interval and a two-sided p-value."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    seeds: int
+    clients: int
+
+
+NAN_PAIRED = Paired(math.nan, math.nan, math.nan, math.nan, 0, 0)
+
+
+def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], n_boot: int = 10_000, seed: int = 0) -> Paired:
+    """Hierarchical paired bootstrap of mean over seeds of (mean over clients of a - b).
+
+    a[s], b[s] hold the same clients of seed s (NaN in either drops the client). Each resample draws
+    the seeds with replacement, then within each drawn seed its clients with replacement: seeds and
+    clients both vary, as they would in a rerun with new seeds and a new federation. With one seed
+    only clients are resampled, so the interval then says nothing about seed-to-seed variation.
+    The interval is the percentile one; p = 2 min(P(stat <= 0), P(stat >= 0)) with (count + 1) /
+    (n_boot + 1), so it is never 0 and is capped at 1. Vectorised: one loop over seeds, none over n_boot.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    diffs = []
+    for x, y in zip(a, b, strict=True):
+        d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+        if np.any(~np.isnan(d)):
+            diffs.append(d[~np.isnan(d)])
+    if not diffs:
+        return NAN_PAIRED
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(diffs), size=(n_boot, len(diffs)))
+    means = np.empty(drawn.size)
+    for s, d in enumerate(diffs):
+        slots = np.flatnonzero(drawn == s)
+        step = max(1, CHUNK // d.size)  # bounded memory: ~CHUNK client draws at a time
+        for start in range(0, slots.size, step):
+            picks = rng.integers(0, d.size, size=(min(step, slots.size - start), d.size), dtype=np.int32)
+            means[slots[start : start + step]] = d[picks].mean(axis=1)
+    boot = means.reshape(drawn.shape).mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0))
+    p = min(1.0, 2 * (int(tail) + 1) / (n_boot + 1))
+    observed = float(np.mean([d.mean() for d in diffs]))
+    return Paired(observed, float(low), float(high), p, len(diffs), sum(d.size for d in diffs))
+
+
+def paired_seeds(a: list[float], b: list[float]) -> Paired:
+    """Per-seed paired differences a - b of a federation-level number (one value per seed, e.g. the
+    worst-off client's accuracy): resampling clients would not reproduce how that number varies,
+    so the mean difference gets a Student-t 95% interval and a one-sample t-test over seeds.
+    Under 2 seeds there is no spread to test against: interval and p are NaN ("not tested")."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[~np.isnan(d)]
+    diff = float(d.mean()) if d.size else math.nan
+    if d.size < 2:
+        return Paired(diff, math.nan, math.nan, math.nan, int(d.size), 0)
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.975, d.size - 1)) * sd / math.sqrt(d.size)
+    # zero spread: scipy's t is undefined; the limit is p = 0 for a nonzero mean, 1 for zero
+    p = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else float(diff == 0)
+    return Paired(diff, diff - half, diff + half, p, int(d.size), 0)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values: the k-th smallest of m times (m - k + 1), made monotone
+    by a running maximum and capped at 1. NaN (an untested comparison) stays NaN and is not counted in m."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    scaled = p[order] * (len(order) - np.arange(len(order)))
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled)) if len(order) else scaled
+    return [float(v) for v in out]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Reference minus `method` on `metric` (positive: the reference is higher), after Holm."""
+
+    method: str
+    metric: str
+    diff: float
+    low: float
+    high: float
+    p: float
+    p_adjusted: float
+    verdict: str
+    seeds: int
+    clients: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values; NaN as None, so the dict goes into JSON (which has no NaN) as it is."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}
+
+
+def verdict(diff: float, p_adjusted: float) -> str:
+    if math.isnan(p_adjusted):
+        return "not tested"
+    if p_adjusted < LEVEL and diff != 0:
+        return "better" if diff > 0 else "worse"
+    return "no difference"
+
+
+def _stream(seed: int, method: str, metric: str) -> int:
+    """A bootstrap seed per comparison, so one comparison's result does not depend on the others present."""
+    key = [seed, zlib.crc32(method.encode()), zlib.crc32(metric.encode())]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def decide(
+    cells: dict[int, Clients],
+    reference: str = "lp-ft",
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> list[Comparison]:
+    """Every method present in every seed against `reference`, on each metric, for ONE benchmark.
+
+    `cells` maps seed -> read_clients(). Per-client metrics use paired_bootstrap; "local_min" (the
+    worst-off client's local accuracy, over clients valid in both methods) uses paired_seeds. The
+    Holm family is exactly the comparisons returned by this call (those with a p-value). No
+    comparisons when the reference is missing from a seed.
+    """
+    seeds = sorted(cells)
+    tables = [with_average(cells[s]) for s in seeds]
+    if not tables or any(reference not in t for t in tables):
+        return []
+    others = [m for m in tables[0] if m != reference and all(m in t for t in tables)]
+    found: list[tuple[str, str, Paired]] = []
+    for method in others:
+        for s, t in zip(seeds, tables, strict=True):
+            ids = t[reference].get("client"), t[method].get("client")
+            if ids[0] is not None and ids[1] is not None and not np.array_equal(ids[0], ids[1]):
+                raise UserError(f"seed {s}: {one_line(reference)} and {one_line(method)} were scored on other clients")
+        for metric in metrics:
+            if all(metric in t[reference] and metric in t[method] for t in tables):
+                a, b = [t[reference][metric] for t in tables], [t[method][metric] for t in tables]
+                found.append((method, metric, paired_bootstrap(a, b, n_boot, _stream(seed, method, metric))))
+        if all("local" in t[reference] and "local" in t[method] for t in tables):
+            mins = [_paired_min(t[reference]["local"], t[method]["local"]) for t in tables]
+            found.append((method, "local_min", paired_seeds([x for x, _ in mins], [y for _, y in mins])))
+    adjusted = holm([r.p for _, _, r in found])
+    return [
+        Comparison(m, k, r.diff, r.low, r.high, r.p, q, verdict(r.diff, q), r.seeds, r.clients)
+        for (m, k, r), q in zip(found, adjusted, strict=True)
+    ]
+
+
+def _paired_min(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return (float(a[keep].min()), float(b[keep].min())) if keep.any() else (math.nan, math.nan)
+
+
+def _cell(c: Comparison | None) -> str:
+    if c is None:
+        return ""
+    if math.isnan(c.low):
+        return "" if math.isnan(c.diff) else f"{c.diff:+.2f} {c.verdict}"
+    return f"{c.diff:+.2f} [{c.low:.2f}, {c.high:.2f}] {c.verdict}"
+
+
+def decision_markdown(
+    rows: dict[str, list[Comparison]],
+    metrics: Sequence[str] = (*METRICS, "local_min"),
+    n_boot: int = 10_000,
+    reference: str = "lp-ft",
+) -> str:
+    """One table per benchmark: rows = methods, columns = metrics, cells = reference minus method."""
+    text = (
+        f"Each cell is {reference} minus the row's method, in accuracy points, paired on the same clients, test "
+        f"images and seeds, with its 95% interval and verdict. For per-client metrics (average_balanced = "
+        f"(local + global_balanced) / 2) the difference is the mean over seeds of the mean over clients; its "
+        f"interval is the percentile interval of a hierarchical bootstrap ({n_boot} resamples: seeds with "
+        "replacement, then clients with replacement within each drawn seed; one seed resamples clients only). "
+        "local_min (the worst-off client's local accuracy) has one value per seed: a Student-t interval and "
+        "t-test over the per-seed differences (not tested under 2 seeds). The p-values of all comparisons of a "
+        "benchmark are one family, adjusted with Holm–Bonferroni; the verdict is better / worse when the "
+        "adjusted p is below 0.05, else no difference.\n"
+    )
+    for bench, comparisons in rows.items():
+        by = {(c.method, c.metric): c for c in comparisons}
+        methods = list(dict.fromkeys(c.method for c in comparisons))
+        text += f"\n### {bench}\n\n| method | " + " | ".join(metrics) + " |\n|---" + "|---" * len(metrics) + "|\n"
+        for m in methods:
+            text += f"| {m} | " + " | ".join(_cell(by.get((m, k))) for k in metrics) + " |\n"
+        if not methods:
+            text += f"| (no comparisons: {reference} is not in every seed, or nothing else is) |" + " |" * len(metrics)
+            text += "\n"
+    return text
+
+
+def write_decision(out: Path, rows: dict[str, list[Comparison]]) -> None:
+    """decision.csv in `out`: one line per benchmark x method x metric, written atomically; NaN is empty."""
+    header = ["benchmark", *Comparison.__dataclass_fields__]
+    lines = [{"benchmark": bench, **c.to_dict()} for bench, cs in rows.items() for c in cs]
+    write_csv(Path(out) / "decision.csv", lines, header=header, float_format=".6g")
+
+
+def by_rule(table: Clients, rules: Sequence[str], rule: str) -> Clients:
+    """One choice rule's methods under their own names (<method>@<rule> -> method), with the global
+    model, whose weights no rule chooses."""
+    out = {m: v for m, v in table.items() if m == "global-model"}
+    for method, values in table.items():
+        base, _, suffix = method.partition(SEPARATOR)
+        if (suffix or rules[0]) == rule and base != "global-model":
+            out[base] = values
+    return out
+
+
+def choice_cost(
+    cells: dict[int, Clients], rules: Sequence[str], metrics: Sequence[str] = ("local", "global_balanced")
+) -> list[Comparison]:
+    """Each method chosen by the second rule minus chosen by the first, paired per client and seed:
+    what choosing on every client's validation data buys in global accuracy and costs in local.
+    One Holm family per call."""
+    if len(rules) < 2:
+        return []
+    tables = [cells[s] for s in sorted(cells)]
+    first, second = [by_rule(t, rules, rules[0]) for t in tables], [by_rule(t, rules, rules[1]) for t in tables]
+    found: list[tuple[str, str, Paired]] = []
+    for method in first[0]:
+        if method == "global-model" or not all(method in a and method in b for a, b in zip(first, second, strict=True)):
+            continue
+        for metric in metrics:
+            a, b = [t[method][metric] for t in second], [t[method][metric] for t in first]
+            found.append((method, metric, paired_bootstrap(a, b, 10_000, _stream(0, method, f"choice/{metric}"))))
+    adjusted = holm([r.p for _, _, r in found])
+    return [
+        Comparison(m, k, r.diff, r.low, r.high, r.p, q, verdict(r.diff, q), r.seeds, r.clients)
+        for (m, k, r), q in zip(found, adjusted, strict=True)
+    ]
