@@ -186,3 +186,25 @@ def test_lss_refuses_an_unbounded_loss() -> None:
 
     with pytest.raises(UserError, match=r"diversity=0\.2 must be below affinity=0\.1"):
         from_dict({"personalize": {"methods": ["lss-ft"]}, "method": {"lss-ft": {"diversity": 0.2}}})
+
+
+def test_head_swap_controls_split_ft_into_head_and_features(client, start) -> None:
+    ft, _ = run("ft", client, start)
+    with_global_head, _ = run("ft-global-head", client, start)
+    with_ft_head, _ = run("ft-global-body", client, start)
+    head = [k for k in ft if k.startswith("head.")]
+    body = [k for k in ft if not k.startswith("head.")]
+    assert head and body
+    assert distance({k: ft[k] for k in head}, {k: start[k] for k in head}) > 0  # FT moved the head
+    for k in body:  # FT's features, the global head
+        assert torch.equal(with_global_head[k], ft[k]) and torch.equal(with_ft_head[k], start[k]), k
+    for k in head:  # the global features, FT's head
+        assert torch.equal(with_global_head[k], start[k]) and torch.equal(with_ft_head[k], ft[k]), k
+
+
+def test_head_swap_needs_a_head(client, start) -> None:
+    from pftlab.personalize.recipe import Plan, Run
+
+    plan = Plan((Run(()),), keep_global="head")
+    with pytest.raises(ValueError, match="no weights under the head 'classifier'"):
+        plan.finish(start, [start], "classifier")

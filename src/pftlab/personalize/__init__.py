@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pftlab.core.errors import UserError
 from pftlab.core.registry import Registry, caller_package
-from pftlab.personalize import flood, ft, lp, lpft, lpft_kumar, lss, proximal, soup, sparse, surgical, wise
+from pftlab.personalize import controls, flood, ft, lp, lpft, lpft_kumar, lss, proximal, soup, sparse, surgical, wise
 from pftlab.personalize.baselines import BUILTIN as BUILTIN_BASELINES
 from pftlab.personalize.baselines import Baseline
 from pftlab.personalize.config import PersonalizeConfig
@@ -25,6 +25,8 @@ for _m in (ft, lp, lpft, proximal, sparse, soup, lss, wise, surgical, lpft_kumar
     METHODS.register(_m.METHOD)
 for _b in BUILTIN_BASELINES:
     METHODS.register(_b)
+for _c in controls.METHODS:  # after the baselines: the study's default method list ends with the controls
+    METHODS.register(_c)
 
 
 def recipe(name: str) -> Method:

@@ -43,7 +43,7 @@ def personalize_client(
         model.load_state_dict(start)
         train(model, run.phases, data, budget, seed, run.order, client, head)
         results.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-    final = plan.combine(start, results)
+    final = plan.finish(start, results, head)
     model.load_state_dict(final)
     return final
 
@@ -81,4 +81,4 @@ def personalize_batch(
         results.append(unstack(stacked, shared, len(clients)))
         losses = [b if math.isfinite(a) else a for a, b in zip(losses, run_losses, strict=True)]  # nan sticks
     model.load_state_dict(start)
-    return [plan.combine(start, [r[k] for r in results]) for k in range(len(clients))], losses
+    return [plan.finish(start, [r[k] for r in results], head) for k in range(len(clients))], losses

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pftlab.core.schema import Strict
 from pftlab.core.weights import Weights, weighted_average
@@ -47,8 +47,23 @@ def interpolate(alpha: float) -> Combine:
 
 @dataclass(frozen=True)
 class Plan:
+    """`keep_global` puts the start's (global) head or body back after `combine`: the head-swap
+    controls that split a change of global accuracy into the head's part and the features' part."""
+
     runs: tuple[Run, ...]
     combine: Combine = keep_last
+    keep_global: Literal["", "head", "body"] = ""
+
+    def finish(self, start: Weights, results: list[Weights], head: str) -> Weights:
+        """The combined weights, with the global head or body put back when the plan says so."""
+        out = self.combine(start, results)
+        if not self.keep_global:
+            return out
+        in_head = [k.startswith(head + ".") for k in out]
+        if not any(in_head):
+            raise ValueError(f"no weights under the head {head!r}: cannot keep the global {self.keep_global}")
+        keep_head = self.keep_global == "head"
+        return {k: start[k] if h == keep_head else v for (k, v), h in zip(out.items(), in_head, strict=True)}
 
 
 def single(*phases: Phase) -> Plan:
@@ -87,7 +102,7 @@ class Method:
             if any(p.epochs < 0 for p in run.phases) or sum(p.epochs for p in run.phases) != budget.epochs:
                 raise ValueError(f"{self.name}: phases {run.phases} do not fill the budget of {budget.epochs} epochs")
             runs.append(Run(tuple(p for p in run.phases if p.epochs > 0), run.order))
-        return Plan(tuple(runs), plan.combine)
+        return Plan(tuple(runs), plan.combine, plan.keep_global)
 
     def recipe(self, params: Any, budget: PersonalizeConfig) -> list[Phase]:
         """The phases of a single-run method."""

@@ -1,0 +1,32 @@
+"""Head-swap controls: FT's model with the global head put back, or the global backbone with FT's head.
+
+A loss of global accuracy after FT has two possible sources: the head, fitted to the client's
+labels, and the features, distorted by training the backbone. LP (only the head trains, at its
+own learning rate) answers a different question. These two swap one part of FT's own model back
+to the global one, so at FT's settings they split FT's change exactly: `ft-global-head` keeps
+FT's features with the global head, `ft-global-body` the global features with FT's head. They
+train exactly what FT trains (same phases, learning rate and data order), so they must run at
+FT's settings and without a grid (a per-client choice would pick other models than FT's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pftlab.personalize.ft import Params
+from pftlab.personalize.recipe import Method, single
+from pftlab.training.phase import Phase
+
+FT_WITH_GLOBAL_HEAD = Method(
+    "ft-global-head",
+    "control: FT's features with the global head (FT, then the global head put back)",
+    Params,
+    lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="head"),
+)
+GLOBAL_WITH_FT_HEAD = Method(
+    "ft-global-body",
+    "control: the global features with FT's head (FT, then the global backbone put back)",
+    Params,
+    lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="body"),
+)
+METHODS = (FT_WITH_GLOBAL_HEAD, GLOBAL_WITH_FT_HEAD)
