@@ -66,6 +66,7 @@ def test_grids_tune_every_cell_and_the_decision_rebuilds_from_clients_csv(tmp_pa
     report = (out / "report.md").read_text()
     assert "## Decision" in report and "digits-quick, cross-site choice" in report
     assert "What the cross-site choice changes" in report and "configs" not in report.split("## Decision")[0]
+    assert "Who loses when a method personalises" in report and "### Compute" in report
     html = (out / "report.html").read_text()
     assert "Verdicts" in html and "cross-site" in html
 
@@ -93,3 +94,19 @@ def test_each_rule_follows_its_method() -> None:
     summary = {"methods": {m: {} for m in ("lp@cross-site", "ft@cross-site", "lp", "global-model", "ft", "x")}}
     ranked = list(in_order(summary, ["ft", "lp"])["methods"])
     assert ranked == ["global-model", "ft", "ft@cross-site", "lp", "lp@cross-site", "x"]
+
+
+def test_fairness_pools_clients_over_seeds() -> None:
+    import numpy as np
+
+    from pftlab.study.decision import fairness
+
+    g = {"local": np.array([50.0, 60.0, 70.0]), "global_balanced": np.array([40.0, 40.0, np.nan])}
+    m = {"local": np.array([55.0, 50.0, 70.0]), "global_balanced": np.array([30.0, 45.0, 10.0])}
+    cells = {0: {"global-model": g, "ft": m}, 1: {"global-model": g, "ft": {k: v + 1 for k, v in m.items()}}}
+    by = {f.metric: f for f in fairness(cells)}
+    local = by["local"]  # changes: +5, -10, 0, +6, -9, +1
+    assert local.clients == 6 and local.losers == pytest.approx(100 * 2 / 6) and local.worst == -10
+    assert local.median == pytest.approx(0.5)
+    glob = by["global_balanced"]  # changes: -10, +5, -9, +6 (the NaN client is left out)
+    assert glob.clients == 4 and glob.losers == 50 and glob.worst == -10

@@ -312,3 +312,54 @@ def choice_cost(
         Comparison(m, k, r.diff, r.low, r.high, r.p, q, verdict(r.diff, q), r.seeds, r.clients)
         for (m, k, r), q in zip(found, adjusted, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """Who loses when a method personalises: the per-client change against the global model, pooled
+    over clients and seeds (each client of each seed counts once)."""
+
+    method: str
+    metric: str
+    clients: int
+    losers: float  # share of clients below the global model, percent
+    p10: float  # 10th percentile of the change (points): the unlucky tenth
+    median: float
+    worst: float  # the largest loss
+
+
+def fairness(cells: dict[int, Clients], metrics: Sequence[str] = ("local", "global_balanced")) -> list[Fairness]:
+    """Per method and metric, the distribution of (method - global model) over every client and seed."""
+    tables = [cells[s] for s in sorted(cells)]
+    if not tables or any("global-model" not in t for t in tables):
+        return []
+    out = []
+    for method in tables[0]:
+        if method == "global-model" or not all(method in t for t in tables):
+            continue
+        for metric in metrics:
+            change = np.concatenate([t[method][metric] - t["global-model"][metric] for t in tables])
+            change = change[~np.isnan(change)]
+            if change.size:
+                p10, median = np.percentile(change, [10, 50])
+                losers = 100.0 * float(np.mean(change < 0))
+                worst = float(change.min())
+                out.append(Fairness(method, metric, change.size, losers, float(p10), float(median), worst))
+    return out
+
+
+def fairness_markdown(rows: dict[str, list[Fairness]]) -> str:
+    """One table per benchmark: per method, the share of clients that lose and how much, on each metric."""
+    text = ""
+    for bench, items in rows.items():
+        metrics = list(dict.fromkeys(f.metric for f in items))
+        by = {(f.method, f.metric): f for f in items}
+        text += f"\n**{bench}**\n\n| method | " + " | ".join(f"{k}: losers / p10 / median / worst" for k in metrics)
+        text += " |\n|---" + "|---" * len(metrics) + "|\n"
+        for m in dict.fromkeys(f.method for f in items):
+            cells = [by.get((m, k)) for k in metrics]
+            text += f"| {m} | " + " | ".join(
+                f"{c.losers:.0f}% / {c.p10:+.1f} / {c.median:+.1f} / {c.worst:+.1f}" if c else "" for c in cells
+            )
+            text += " |\n"
+    return text

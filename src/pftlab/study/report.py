@@ -18,7 +18,7 @@ from pftlab.data.benchmarks import BENCHMARKS
 from pftlab.evaluate.intervals import paired_interval
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.personalize import METHODS
-from pftlab.study.decision import Comparison, decision_markdown
+from pftlab.study.decision import Comparison, Fairness, decision_markdown, fairness_markdown
 
 TABLE = ("local", "global", "worst", "average", "average3", "c_std", "distortion_own")
 HIGHER_BETTER = ("local", "global", "worst", "average", "average3")
@@ -332,6 +332,8 @@ class Results:
     decision_notes: dict[str, str] = field(default_factory=dict)  # benchmarks without a decision, and why
     grids: str = ""  # the --grids file every cell was tuned with ("" = each method at its one setting)
     rules: list[str] = field(default_factory=lambda: ["local"])
+    fairness: dict[str, list[Fairness]] = field(default_factory=dict)  # who loses, per benchmark (and rule)
+    method_seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # mean seconds per seed, per stage
 
 
 def decision_section(r: Results) -> str:
@@ -358,7 +360,32 @@ def decision_section(r: Results) -> str:
                 reference="the method's other choice",
             ).split("\n", 1)[1],
         ]
+    if r.fairness:
+        parts += [
+            "### Who loses when a method personalises\n",
+            "Each method minus the global model, per client, pooled over clients and seeds: the share of clients "
+            "that lose (below the global model), the 10th percentile and median of the change, and the largest "
+            "loss, in accuracy points.\n",
+            fairness_markdown(r.fairness),
+        ]
+    if any(r.method_seconds.values()):
+        parts += ["### Compute\n", compute_markdown(r.method_seconds)]
     return "\n".join(parts)
+
+
+def compute_markdown(seconds: dict[str, dict[str, float]]) -> str:
+    """Seconds per seed of every stage and method (run.json, mean over the benchmark's cells): equal grids
+    and equal epochs are not equal compute (a Soup point trains three models, a baseline's point a federation)."""
+    stages = list(dict.fromkeys(k for per in seconds.values() for k in per))
+    lines = [
+        "Seconds per seed (mean over the benchmark's cells, from run.json; every grid point and the "
+        "choice included), on the machine each cell ran on.\n",
+        "| benchmark | " + " | ".join(stages) + " |",
+        "|---" + "|---:" * len(stages) + "|",
+    ]
+    for name, per in seconds.items():
+        lines.append(f"| {name} | " + " | ".join(f"{per[k]:.1f}" if k in per else "" for k in stages) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def report_markdown(r: Results) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,17 @@ from rich.console import Console
 from pftlab.core.errors import UserError
 from pftlab.core.io import write_json
 from pftlab.experiment.aggregate import aggregate
-from pftlab.study.decision import Comparison, by_rule, choice_cost, decide, read_clients, with_average, write_decision
+from pftlab.study.decision import (
+    Comparison,
+    Fairness,
+    by_rule,
+    choice_cost,
+    decide,
+    fairness,
+    read_clients,
+    with_average,
+    write_decision,
+)
 from pftlab.study.html import write_html
 from pftlab.study.plan import Cell, Request, missing_data, plan_cells, study_cache
 from pftlab.study.report import Results, write_report
@@ -66,15 +77,22 @@ def read_cells(cells: list[Cell], console: Console) -> SweepResult:
     return result
 
 
-def decisions(
-    cells: list[Cell], names: list[str], rules: list[str]
-) -> tuple[dict[str, list[Comparison]], dict[str, list[Comparison]], dict[str, str]]:
+@dataclass
+class Decisions:
+    """What report.md's Decision section is made of, per benchmark (and choice rule)."""
+
+    decided: dict[str, list[Comparison]] = field(default_factory=dict)  # LP-FT vs every method
+    costs: dict[str, list[Comparison]] = field(default_factory=dict)  # second choice rule minus first
+    fair: dict[str, list[Fairness]] = field(default_factory=dict)  # who loses, per method
+    notes: dict[str, str] = field(default_factory=dict)  # benchmarks without a decision, and why
+
+
+def decisions(cells: list[Cell], names: list[str], rules: list[str]) -> Decisions:
     """Per benchmark (and choice rule, when there are several): LP-FT against every other method,
     paired (pftlab.study.decision), from the cells' clients.csv; per benchmark what the second rule
-    changes against the first; and why a benchmark has no decision."""
-    decided: dict[str, list[Comparison]] = {}
-    costs: dict[str, list[Comparison]] = {}
-    notes: dict[str, str] = {}
+    changes against the first; who loses; and why a benchmark has no decision."""
+    out = Decisions()
+    decided, costs, notes = out.decided, out.costs, out.notes
     for name in names:
         mine = [c for c in cells if c.benchmark == name]
         absent = [c.seed for c in mine if not (c.out / "clients.csv").is_file()]
@@ -85,9 +103,25 @@ def decisions(
         for rule in rules:
             key = name if len(rules) == 1 else f"{name}, {rule} choice"
             decided[key] = decide({s: by_rule(t, rules, rule) for s, t in tables.items()})
+            out.fair[key] = fairness({s: by_rule(t, rules, rule) for s, t in tables.items()})
         if len(rules) > 1:
             costs[name] = choice_cost(tables, rules)
-    return decided, costs, notes
+    return out
+
+
+def method_seconds(cells: list[Cell], name: str) -> dict[str, float]:
+    """Mean seconds per seed of each stage and method of a benchmark's cells (run.json), where recorded."""
+    found: dict[str, list[float]] = {}
+    for c in cells:
+        if c.benchmark != name:
+            continue
+        try:
+            seconds = json.loads((c.out / "run.json").read_text(encoding="utf-8"))["seconds"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            continue
+        for stage, t in seconds.items():
+            found.setdefault(stage, []).append(float(t))
+    return {k: sum(v) / len(v) for k, v in found.items()}
 
 
 def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
@@ -110,7 +144,8 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         known = [t for c in cells if c.benchmark == name and (t := run_time(c.out)) is not None]
         seconds[name] = sum(known) / len(known) if known else 0.0
     rules: list[str] = list(cells[0].cfg.choice.rules)
-    decided, costs, notes = decisions(cells, list(aggs), rules)
+    d = decisions(cells, list(aggs), rules)
+    decided, costs = d.decided, d.costs
     results = Results(
         aggs,
         result.skipped,
@@ -120,9 +155,11 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         req.report_only,
         decided,
         costs,
-        notes,
+        d.notes,
         str(req.grids) if req.grids else "",
         rules,
+        d.fair,
+        {name: method_seconds(cells, name) for name in aggs},
     )
     write_report(req.out, results)
     write_decision(req.out, {**decided, **{f"{k} (choice cost)": v for k, v in costs.items()}})
