@@ -139,8 +139,9 @@ def test_page_parses_links_hovers_verdicts_heatmaps(tmp_path: Path) -> None:
     assert "(quick)" in text and "abc1234" in text and "unverified" in text and "cifar10c: no data files" in text
     # verdicts, coloured
     for word in ("better", "worse", "no difference", "not tested"):
-        assert f'v-{word.replace(" ", "-")}">{word}</td>' in page
-    assert "+2.50" in text and "[+1.00, +4.00]" in text and "0.004" in text
+        assert f'<span class="v-{word.replace(" ", "-")}">{word}</span>' in page  # the legend
+        assert f'<td class="v-{word.replace(" ", "-")}" title="p adjusted' in page  # a cell of that verdict
+    assert "+2.50" in text and "[+1.00, +4.00]" in text and "p adjusted 0.004: better" in p.titles
     assert "[–, –]" not in text and "nan" not in text.lower()
     # tables: every mean links to its runs, per-seed values on hover, per-seed summary.json links
     assert "runs/toy/" in p.hrefs and "runs/heart/" in p.hrefs
@@ -172,9 +173,11 @@ def test_write_html_and_write_report(tmp_path: Path) -> None:
     r = make_study(out)
     write_html(out, r, DECISION)
     assert (out / "report.html").read_text(encoding="utf-8") == render_html(r, out, DECISION)
-    write_report(out, r)  # report.md and the rest, then report.html without verdicts
-    assert (out / "report.md").is_file() and "Verdicts" not in (out / "report.html").read_text(encoding="utf-8")
-    write_report(out, r, DECISION)
+    write_report(out, r)  # report.md and the rest; report.html is write_html's
+    assert (out / "report.md").is_file()
+    write_html(out, r, None)
+    assert "Verdicts" not in (out / "report.html").read_text(encoding="utf-8")
+    write_html(out, r, DECISION)
     parse((out / "report.html").read_text(encoding="utf-8"))
     assert "Verdicts" in (out / "report.html").read_text(encoding="utf-8")
 

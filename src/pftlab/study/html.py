@@ -28,13 +28,14 @@ th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}
 th:first-child,td:first-child,td.t{text-align:left}
 th{background:#f0f0f0;text-align:center}
 a{color:#1a4f8b;text-decoration:none} a:hover{text-decoration:underline} td.best a{font-weight:bold}
-td.v-better{background:#c8ecc8} td.v-worse{background:#f5c2c2} td.v-no-difference{background:#e4e4e4}
-td.v-not-tested{color:#888;font-style:italic}
+.v-better{background:#c8ecc8} .v-worse{background:#f5c2c2} .v-no-difference{background:#e4e4e4}
+.v-not-tested{color:#888;font-style:italic} span[class^="v-"]{padding:0 .3em}
 .note{color:#666;font-size:.9em}
 svg{display:block;margin:.5em 0;font-size:11px}
 section{border-top:2px solid #ddd;margin-top:1.5em}
 """
 Row = dict[str, str]
+VERDICTS = ("better", "worse", "no difference", "not tested")  # LP-FT against the method
 
 
 def esc(x: object) -> str:
@@ -89,23 +90,44 @@ def header(r: Results) -> str:
 
 
 def decision_table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("benchmark", "rule", "method", "metric", "LP-FT − method (pp)", "95% interval", "p adjusted")
-    )
-    body = []
+    """Per benchmark (and choice rule): methods x metrics, each cell LP-FT minus the method with its
+    interval on hover and its verdict as the cell's colour."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for d in rows:
-        v = str(d.get("verdict", "not tested"))
-        low, high = num(d.get("low"), "+.2f"), num(d.get("high"), "+.2f")
-        interval = "–" if low == high == "–" else f"[{low}, {high}]"
-        cells = "".join(f'<td class="t">{esc(d.get(k, ""))}</td>' for k in ("benchmark", "rule", "method", "metric"))
-        cells += f"<td>{num(d.get('diff'), '+.2f')}</td><td>{interval}</td><td>{num(d.get('p_adjusted'), '.3g')}</td>"
-        body.append(f'<tr>{cells}<td class="t v-{esc(v.replace(" ", "-"))}">{esc(v)}</td></tr>')
-    return (
-        "<h2>Verdicts</h2><p>LP-FT against each method, per benchmark: the difference in percent points with its "
-        "95% interval and the adjusted p-value.</p>"
-        f"<table><thead><tr>{head}<th>verdict</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
+        groups.setdefault((str(d.get("benchmark", "")), str(d.get("rule", ""))), []).append(d)
+    parts = [
+        "<h2>Verdicts</h2><p>LP-FT minus each method in accuracy points, paired on the same clients, test images "
+        "and seeds, with the 95% interval of a hierarchical bootstrap (seeds, then clients); hover a cell for its "
+        "Holm-adjusted p-value. The colour is the verdict at the 95% level after Holm's correction over the "
+        "table: " + ", ".join(f'<span class="v-{w.replace(" ", "-")}">{w}</span>' for w in VERDICTS) + ".</p>"
+    ]
+    for (bench, rule), items in groups.items():
+        metrics = list(dict.fromkeys(str(d.get("metric", "")) for d in items))
+        by = {(str(d.get("method", "")), str(d.get("metric", ""))): d for d in items}
+        head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
+        body = []
+        for method in dict.fromkeys(str(d.get("method", "")) for d in items):
+            cells = []
+            for metric in metrics:
+                found = by.get((method, metric))
+                if found is None:
+                    cells.append("<td></td>")
+                    continue
+                v = str(found.get("verdict", "not tested"))
+                low, high = num(found.get("low"), "+.2f"), num(found.get("high"), "+.2f")
+                interval = "" if low == high == "–" else f" <small>[{low}, {high}]</small>"
+                tip = f"p adjusted {num(found.get('p_adjusted'), '.3g')}: {v}"
+                cells.append(
+                    f'<td class="v-{esc(v.replace(" ", "-"))}" title="{esc(tip)}">'
+                    f"{num(found.get('diff'), '+.2f')}{interval}</td>"
+                )
+            body.append(f'<tr><td class="t">{esc(method)}</td>{"".join(cells)}</tr>')
+        title = esc(bench) + (f", {esc(rule)} choice" if rule else "")
+        parts.append(
+            f"<h3>{title}</h3><table><thead><tr><th>method</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+    return "\n".join(parts)
 
 
 def metric_table(name: str, agg: Agg) -> str:
