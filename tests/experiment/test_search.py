@@ -59,6 +59,16 @@ def setup():
     return cfg, fed, model, weights
 
 
+def scrambled(fed, seed: int):
+    """The federation with every client's test labels shuffled: a choice that changes used test data."""
+    rng = np.random.default_rng(seed)
+    clients = [
+        dataclasses.replace(c, test=Dataset(c.test.x, rng.permutation(c.test.y), c.test.num_classes))
+        for c in fed.clients
+    ]
+    return dataclasses.replace(fed, clients=clients)
+
+
 def _choose(cfg, fed, model, weights):
     model.load_state_dict(weights)
     return personalize_all(model, weights, fed, cfg, "ft", Scoring.make(fed, model, "head", "full", 0, 0, cfg.seed))
@@ -79,16 +89,8 @@ def test_each_client_keeps_its_best_grid_point_on_validation(setup) -> None:
 
 def test_test_labels_play_no_part_in_the_choice(setup) -> None:
     cfg, fed, model, weights = setup
-    rng = np.random.default_rng(0)
-    scrambled = dataclasses.replace(
-        fed,
-        clients=[
-            dataclasses.replace(c, test=Dataset(c.test.x, rng.permutation(c.test.y), c.test.num_classes))
-            for c in fed.clients
-        ],
-    )
     correct_a, chosen_a, *_ = _choose(cfg, fed, model, weights)
-    correct_b, chosen_b, *_ = _choose(cfg, scrambled, model, weights)
+    correct_b, chosen_b, *_ = _choose(cfg, scrambled(fed, 0), model, weights)
     assert chosen_a == chosen_b
     assert not np.array_equal(correct_a, correct_b), "scrambling test labels must change the test scores"
 
@@ -134,16 +136,8 @@ def test_cross_site_choice_maximises_the_stated_objective(setup) -> None:
 
 def test_cross_site_choice_uses_no_test_data(setup) -> None:
     cfg, fed, model, weights = setup
-    rng = np.random.default_rng(1)
-    scrambled = dataclasses.replace(
-        fed,
-        clients=[
-            dataclasses.replace(c, test=Dataset(c.test.x, rng.permutation(c.test.y), c.test.num_classes))
-            for c in fed.clients
-        ],
-    )
     _, a = _rules(cfg, fed, model, weights)
-    _, b = _rules(cfg, scrambled, model, weights)
+    _, b = _rules(cfg, scrambled(fed, 1), model, weights)
     for rule in ("local", "cross-site"):
         assert a[rule][1] == b[rule][1], rule  # the same choices, scores and all
         assert not np.array_equal(a[rule][0], b[rule][0]), "scrambled test labels must change the test scores"
