@@ -174,3 +174,25 @@ def test_run_reports_each_rule_under_its_name(quickstart: Path, tiny: list[str],
     assert (tmp_path / "matrices" / "lp@cross-site.csv").exists()
     # one grid point (lp-ft has none here): both rules keep it, so both report the same numbers
     assert summary["methods"]["lp-ft"] == summary["methods"]["lp-ft@cross-site"]
+
+
+ZERO = ["choice.weight=0"]
+
+
+def test_cross_site_with_weight_zero_runs_end_to_end(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    """weight 0 scores no other client (val_others is None, JSON has no NaN), and picks as the local rule."""
+    cfg = load_config(
+        quickstart,
+        [*tiny, 'personalize.methods=["lp"]', "search.lp.lr=[0.01, 0.1]", 'choice.rules=["local","cross-site"]', *ZERO],
+    )
+    run_experiment(cfg, tmp_path)
+    chosen = json.loads((tmp_path / "search.json").read_text())
+    assert all(c["val_others"] is None for c in chosen["lp@cross-site"])
+    assert [c["params"] for c in chosen["lp@cross-site"]] == [c["params"] for c in chosen["lp"]]
+
+
+def test_only_the_cross_site_rule_keys_its_settings() -> None:
+    local = from_dict({"choice": {"rules": ["local"], "weight": 0.3, "pool_images": 99}}).resolved()
+    assert "weight" not in local["choice"] and "pool_images" not in local["choice"]
+    both = from_dict({"choice": {"rules": ["local", "cross-site"], "weight": 0.3}}).resolved()
+    assert both["choice"]["weight"] == 0.3

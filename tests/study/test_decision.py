@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from pftlab.core.errors import UserError
 from pftlab.study.decision import (
@@ -15,6 +16,7 @@ from pftlab.study.decision import (
     decide,
     decision_markdown,
     holm,
+    paired,
     paired_bootstrap,
     paired_seeds,
     read_clients,
@@ -49,9 +51,12 @@ def test_constant_difference_collapses_the_interval(c: float) -> None:
     assert r.p == pytest.approx(2 / 2001)  # every resample on one side: (0 + 1) / (n + 1), doubled
     assert (r.seeds, r.clients) == (3, 26)
     cells = {s: {"lp-ft": _method(a[s]), "ft": _method(b[s])} for s in range(3)}
-    rows = decide(cells, n_boot=2000)
-    assert {r.verdict for r in rows} == {"better" if c > 0 else "worse"}
+    rows = decide({0: cells[0]}, n_boot=2000)  # one seed: the clients' bootstrap
+    assert {r.verdict for r in rows} == {"better" if c > 0 else "worse", "not tested"}  # local_min: one seed
     assert all(r.diff == pytest.approx(c, abs=1e-9) for r in rows)
+    # several seeds: Student's t over the seeds' means, and the same difference in every seed has no
+    # spread to test against
+    assert {r.verdict for r in decide(cells, n_boot=2000)} == {"not tested"}
 
 
 def test_no_difference_gives_p_one_and_never_zero() -> None:
@@ -255,7 +260,10 @@ def test_decide_is_deterministic_and_needs_the_reference() -> None:
     cells = {s: {m: _method(rng.normal(50, 5, size=12)) for m in ("lp-ft", "ft", "lp")} for s in (2, 0, 1)}
     first, second = decide(cells, n_boot=400, seed=1), decide(cells, n_boot=400, seed=1)
     assert [c.to_dict() for c in first] == [c.to_dict() for c in second]
-    assert [c.to_dict() for c in first] != [c.to_dict() for c in decide(cells, n_boot=400, seed=2)]
+    one = {0: cells[0]}  # one seed: the clients' bootstrap, which the seed drives
+    assert [c.to_dict() for c in decide(one, n_boot=400, seed=1)] != [
+        c.to_dict() for c in decide(one, n_boot=400, seed=2)
+    ]
     assert decide(cells, reference="proximal-ft") == []
 
 
@@ -271,7 +279,9 @@ def test_decide_refuses_unpaired_clients() -> None:
 
 def _rows() -> dict[str, list[Comparison]]:
     b = np.linspace(50, 60, 8)
-    better = {s: {"lp-ft": _method(b + 1 + s), "ft": _method(b), "fedrep": _method(b + 3 + s)} for s in (0, 1)}
+    better = {
+        s: {"lp-ft": _method(b + 1 + 0.2 * s), "ft": _method(b), "fedrep": _method(b + 3 + 0.1 * s)} for s in range(4)
+    }
     same = {0: {"lp-ft": _method(b), "proximal-ft": _method(b)}}
     return {"digits": decide(better, n_boot=500), "office": decide(same, n_boot=500)}
 
@@ -280,9 +290,10 @@ def test_decision_markdown_names_methods_and_verdicts() -> None:
     text = decision_markdown(_rows(), n_boot=500)
     for word in ("### digits", "### office", "| ft |", "| fedrep |", "| proximal-ft |"):
         assert word in text
-    for word in ("better", "worse", "no difference", "not tested", "Holm", "500", "Student-t"):
+    for word in ("better", "worse", "no difference", "not tested", "Holm", "500", "Student's t"):
         assert word in text
-    assert "+1.50 [1.00, 2.00] better" in text  # lp-ft - ft: 1 in seed 0, 2 in seed 1
+    # lp-ft - ft: 1, 1.2, 1.4, 1.6 over the seeds: 1.3 +- t(0.975, 3) * 0.2582 / 2
+    assert "+1.30 [0.89, 1.71] better" in text
 
 
 def test_write_decision_one_line_per_comparison(tmp_path: Path) -> None:
@@ -294,3 +305,28 @@ def test_write_decision_one_line_per_comparison(tmp_path: Path) -> None:
     assert list(lines[0])[:3] == ["benchmark", "method", "metric"]
     untested = next(r for r in lines if r["benchmark"] == "office" and r["metric"] == "local_min")
     assert (untested["p"], untested["low"], untested["verdict"]) == ("", "", "not tested")
+
+
+def test_several_seeds_use_students_t_over_the_seeds_means() -> None:
+    rng = np.random.default_rng(4)
+    b = [rng.normal(60, 8, size=n) for n in (6, 9, 7, 8, 5)]
+    a = [x + rng.normal(1.0, 2.0) + rng.normal(0, 3, size=len(x)) for x in b]
+    r = paired(a, b)
+    means = np.array([(x - y).mean() for x, y in zip(a, b, strict=True)])
+    t = stats.ttest_1samp(means, 0.0)
+    half = stats.t.ppf(0.975, 4) * means.std(ddof=1) / np.sqrt(5)
+    assert r.diff == pytest.approx(means.mean()) and r.p == pytest.approx(t.pvalue)
+    assert (r.low, r.high) == pytest.approx((means.mean() - half, means.mean() + half))
+    assert (r.seeds, r.clients) == (5, 35)
+
+
+def test_no_true_difference_is_called_significant_about_5_percent_of_the_time() -> None:
+    """Seed effects and client noise, no true difference: with 5 seeds the test keeps its level
+    (the hierarchical bootstrap called 14% of such comparisons significant)."""
+    rng = np.random.default_rng(11)
+    rejected = 0
+    for _ in range(300):
+        b = [rng.normal(60, 5, size=20) for _ in range(5)]
+        a = [x + rng.normal(0, 1) + rng.normal(0, 1, size=20) for x in b]
+        rejected += paired(a, b).p < 0.05
+    assert 3 <= rejected <= 27  # 5% of 300 is 15; 1%..9%

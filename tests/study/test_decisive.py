@@ -85,6 +85,9 @@ def test_bad_grids_files_are_refused(tmp_path: Path) -> None:
     bad.write_text("[federated]\nrounds = 3\n")
     with pytest.raises(UserError, match=r"unknown table\(s\) federated; allowed: search, choice"):
         read_grids(bad)
+    bad.write_text("[search.lpft]\nft_lr = [0.1]\n")  # a typo: lp-ft would silently keep one setting
+    with pytest.raises(UserError, match=r"unknown method\(s\) lpft in \[search\]; allowed: ft, lp, lp-ft"):
+        read_grids(bad)
     bad.write_text("[search.ft\n")
     with pytest.raises(UserError, match="cannot read it"):
         read_grids(bad)

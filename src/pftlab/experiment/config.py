@@ -122,6 +122,8 @@ class Config(Strict):
         for name, table in self.method.items():
             if name not in METHODS:
                 raise ValueError(f"unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
+            if followed := getattr(METHODS[name], "follows", ""):
+                raise ValueError(f"[method.{name}]: {name} runs at {followed}'s parameters; set [method.{followed}]")
             try:
                 METHODS[name].Params.model_validate(table)
             except ValidationError as err:
@@ -130,6 +132,13 @@ class Config(Strict):
             problem = METHODS[name].check(self.method_params(name), self.personalize)
             if problem:
                 raise ValueError(f"method.{name}: {problem}")
+        for name in self.personalize.methods:
+            followed = getattr(METHODS[name], "follows", "")
+            if followed and (name in self.search or len(self.search_grid(followed)) > 1):
+                raise ValueError(
+                    f"search: {name} is a control of {followed} at {followed}'s one setting; "
+                    f"give neither a grid ([search.{name}], [search.{followed}]) in the same run"
+                )
         for name, grid in self.search.items():
             if name not in self.personalize.methods:
                 raise ValueError(f"search.{name}: {name!r} is not in personalize.methods {self.personalize.methods}")
@@ -149,6 +158,8 @@ class Config(Strict):
 
     def search_grid(self, name: str) -> list[Any]:
         """Every grid point of `[search.<name>]` over the method's base parameters; [base] without a grid."""
+        if getattr(METHODS[name], "follows", ""):
+            return [self.method_params(name)]
         base, grid = self.method.get(name, {}), self.search.get(name, {})
         points = []
         for combo in itertools.product(*grid.values()):
@@ -159,7 +170,9 @@ class Config(Strict):
         return points
 
     def method_params(self, name: str) -> Any:
-        return METHODS[name].Params.model_validate(self.method.get(name, {}))
+        """The method's parameters: its [method.<name>] table, or for a control the method's it follows."""
+        source = getattr(METHODS[name], "follows", "") or name
+        return METHODS[name].Params.model_validate(self.method.get(source, {}))
 
     def resolved(self) -> dict[str, Any]:
         """The whole config with every default filled in, methods' parameters included."""
@@ -170,6 +183,8 @@ class Config(Strict):
             del out["search"]
         if self.choice == ChoiceConfig():
             del out["choice"]  # the default (own validation split) leaves every earlier run's key as it was
+        elif "cross-site" not in self.choice.rules:
+            del out["choice"]["weight"], out["choice"]["pool_images"]  # only the cross-site rule reads them
         if self.pretrain == PretrainConfig():
             del out["pretrain"]  # only `pftlab pretrain` reads it: a run's config and key leave it out
         else:

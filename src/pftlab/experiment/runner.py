@@ -248,8 +248,8 @@ class Pick:
 
     def record(self, client: int, rule: str) -> dict[str, Any]:
         out = {"client": client, "params": self.params.model_dump(mode="json"), "val_accuracy": self.own}
-        if rule != "local":
-            out |= {"val_others": self.others, "objective": self.score}
+        if rule != "local":  # the other clients' accuracy is not scored with weight 0 (JSON has no NaN: None)
+            out |= {"val_others": None if math.isnan(self.others) else self.others, "objective": self.score}
         return out
 
 

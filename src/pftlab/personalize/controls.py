@@ -5,8 +5,9 @@ labels, and the features, distorted by training the backbone. LP (only the head 
 own learning rate) answers a different question. These two swap one part of FT's own model back
 to the global one, so at FT's settings they split FT's change exactly: `ft-global-head` keeps
 FT's features with the global head, `ft-global-body` the global features with FT's head. They
-train exactly what FT trains (same phases, learning rate and data order), so they must run at
-FT's settings and without a grid (a per-client choice would pick other models than FT's).
+train exactly what FT trains (same phases, data order and `[method.ft]` learning rate: they follow
+FT's parameters and take none of their own), and a run refuses them when FT has a grid (a
+per-client choice would pick other models than FT's).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ FT_WITH_GLOBAL_HEAD = Method(
     "control: FT's features with the global head (FT, then the global head put back)",
     Params,
     lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="head"),
+    follows="ft",
 )
 GLOBAL_WITH_FT_HEAD = Method(
     "ft-global-body",
     "control: the global features with FT's head (FT, then the global backbone put back)",
     Params,
     lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="body"),
+    follows="ft",
 )
 METHODS = (FT_WITH_GLOBAL_HEAD, GLOBAL_WITH_FT_HEAD)

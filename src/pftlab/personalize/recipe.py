@@ -79,7 +79,8 @@ class Method:
     """A named method: its hyper-parameters (a Strict model) and the plan they give.
 
     `custom`, when set, replaces the plan machinery for methods that are not runs of the shared
-    loop (LSS trains a pool of models through their interpolations).
+    loop (LSS trains a pool of models through their interpolations). `follows` names the method
+    whose parameters this one runs at (a control of it): it has no table or grid of its own.
     """
 
     name: str
@@ -88,6 +89,7 @@ class Method:
     plan: Callable[[Any, PersonalizeConfig], Plan]
     check: Callable[[Any, PersonalizeConfig], str | None] = no_check
     custom: Callable[..., None] | None = field(default=None)
+    follows: str = ""
 
     @property
     def integrated(self) -> bool:

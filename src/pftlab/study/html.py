@@ -97,9 +97,9 @@ def decision_table(rows: list[dict[str, Any]]) -> str:
         groups.setdefault((str(d.get("benchmark", "")), str(d.get("rule", ""))), []).append(d)
     parts = [
         "<h2>Verdicts</h2><p>LP-FT minus each method in accuracy points, paired on the same clients, test images "
-        "and seeds, with the 95% interval of a hierarchical bootstrap (seeds, then clients); hover a cell for its "
-        "Holm-adjusted p-value. The colour is the verdict at the 95% level after Holm's correction over the "
-        "table: " + ", ".join(f'<span class="v-{w.replace(" ", "-")}">{w}</span>' for w in VERDICTS) + ".</p>"
+        "and seeds, with its 95% interval (Student's t over seeds; one seed: a bootstrap over clients); hover a "
+        "cell for its Holm-adjusted p-value. The colour is the verdict at the 95% level after Holm's correction "
+        "over the table: " + ", ".join(f'<span class="v-{w.replace(" ", "-")}">{w}</span>' for w in VERDICTS) + ".</p>"
     ]
     for (bench, rule), items in groups.items():
         metrics = list(dict.fromkeys(str(d.get("metric", "")) for d in items))

@@ -140,6 +140,11 @@ def read_grids(path: Path | None) -> dict[str, Any]:
     other = [k for k in raw if k not in ("search", "choice")]
     if other:
         raise UserError(f"--grids {path}: unknown table(s) {', '.join(other)}; allowed: search, choice")
+    unknown = [m for m in raw.get("search", {}) if m not in METHODS]
+    if unknown:
+        raise UserError(
+            f"--grids {path}: unknown method(s) {', '.join(unknown)} in [search]; allowed: {', '.join(METHODS)}"
+        )
     return raw
 
 

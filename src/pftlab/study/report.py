@@ -353,7 +353,7 @@ def decision_section(r: Results) -> str:
         parts += [
             f"### What the {r.rules[1]} choice changes\n",
             f"Each method chosen by the {r.rules[1]} rule minus the same method chosen by the {r.rules[0]} rule, "
-            "paired per client and seed (the same bootstrap; one Holm family per benchmark).\n",
+            "paired per client and seed (the same intervals; one Holm family per benchmark).\n",
             decision_markdown(
                 {f"{n}: {r.rules[1]} − {r.rules[0]}": v for n, v in r.choice_cost.items()},
                 ("local", "global_balanced"),
