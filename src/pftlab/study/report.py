@@ -334,6 +334,7 @@ class Results:
     rules: list[str] = field(default_factory=lambda: ["local"])
     fairness: dict[str, list[Fairness]] = field(default_factory=dict)  # who loses, per benchmark (and rule)
     method_seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # mean seconds per seed, per stage
+    grid_points: dict[str, int] = field(default_factory=dict)  # per method, the grid points each client chose among
 
 
 def decision_section(r: Results) -> str:
@@ -341,12 +342,18 @@ def decision_section(r: Results) -> str:
     if not r.decision and not r.decision_notes:
         return ""
     tuning = (
-        f"every method tuned on the grids of `{r.grids}` (the same number of points each), each client's point "
-        f"chosen on validation data only by the rule(s) {', '.join(r.rules)} (pftlab.evaluate.choice)"
+        f"the grids of `{r.grids}`, each client's point chosen on validation data only by the rule(s) "
+        f"{', '.join(r.rules)} (pftlab.evaluate.choice)"
         if r.grids
         else "each method at its one configured setting (no grids)"
     )
-    parts = ["## Decision\n", f"LP-FT against every method with {tuning}.\n", decision_markdown(r.decision)]
+    points = ", ".join(f"{m} {n}" for m, n in r.grid_points.items())
+    parts = [
+        "## Decision\n",
+        f"LP-FT against every method with {tuning}. Grid points per method: {points or 'not recorded'} "
+        "(1 = one setting; the global model is no choice).\n",
+        decision_markdown(r.decision),
+    ]
     if r.decision_notes:
         parts.append("No decision for: " + "; ".join(f"{n} ({why})" for n, why in r.decision_notes.items()) + ".\n")
     if r.choice_cost:

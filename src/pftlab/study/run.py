@@ -160,6 +160,7 @@ def run_study(req: Request, console: Console | None = None) -> dict[str, Any]:
         rules,
         d.fair,
         {name: method_seconds(cells, name) for name in aggs},
+        {m: len(cells[0].cfg.search_grid(m)) for m in cells[0].cfg.personalize.methods},
     )
     write_report(req.out, results)
     write_decision(req.out, {**decided, **{f"{k} (choice cost)": v for k, v in costs.items()}})
