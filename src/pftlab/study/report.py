@@ -15,6 +15,7 @@ import numpy as np
 
 from pftlab.core.io import atomic_write_text, write_csv, write_png
 from pftlab.data.benchmarks import BENCHMARKS
+from pftlab.evaluate.choice import SEPARATOR
 from pftlab.evaluate.intervals import paired_interval
 from pftlab.evaluate.metrics import DEFINITIONS
 from pftlab.personalize import METHODS
@@ -354,6 +355,12 @@ def decision_section(r: Results) -> str:
         "(1 = one setting; the global model is no choice).\n",
         decision_markdown(r.decision),
     ]
+    if len(r.rules) > 1:
+        parts += [
+            "### Does the choice rule change which method wins?\n",
+            "The best mean among the methods each rule chose, the global model included (it needs no choice).\n",
+            winners_by_rule(r),
+        ]
     if r.decision_notes:
         parts.append("No decision for: " + "; ".join(f"{n} ({why})" for n, why in r.decision_notes.items()) + ".\n")
     if r.choice_cost:
@@ -378,6 +385,24 @@ def decision_section(r: Results) -> str:
     if any(r.method_seconds.values()):
         parts += ["### Compute\n", compute_markdown(r.method_seconds)]
     return "\n".join(parts)
+
+
+def winners_by_rule(r: Results) -> str:
+    """Per benchmark and choice rule, the best mean among the methods that rule chose (and the global
+    model), on local, global_balanced and average_balanced ('within noise': winner minus runner-up's
+    paired t-interval over seeds includes 0)."""
+    metrics = ("local", "global_balanced", "average_balanced")
+    lines = ["| benchmark | rule | " + " | ".join(f"best {k}" for k in metrics) + " |", "|---|---|---|---|---|"]
+    for name, agg in r.aggs.items():
+        methods = methods_of(agg)
+        for rule in r.rules:
+            among = [REFERENCE] + [
+                m for m in methods if m != REFERENCE and (m.partition(SEPARATOR)[2] or r.rules[0]) == rule
+            ]
+            present = [k for k in metrics if all(k in agg["methods"][m] for m in among)]
+            cells = [winner(agg, k, among).text() if k in present else "" for k in metrics]
+            lines.append(f"| {name} | {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def compute_markdown(seconds: dict[str, dict[str, float]]) -> str:
