@@ -13,23 +13,28 @@ per-client choice would pick other models than FT's).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 from pftlab.personalize.ft import Params
 from pftlab.personalize.recipe import Method, single
 from pftlab.training.phase import Phase
 
-FT_WITH_GLOBAL_HEAD = Method(
-    "ft-global-head",
-    "control: FT's features with the global head (FT, then the global head put back)",
-    Params,
-    lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="head"),
-    follows="ft",
+
+def _control(name: str, summary: str, keep: Literal["head", "body"]) -> Method:
+    """FT's recipe at FT's parameters, then the global `keep` put back."""
+    return Method(
+        name,
+        summary,
+        Params,
+        lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global=keep),
+        follows="ft",
+    )
+
+
+FT_WITH_GLOBAL_HEAD = _control(
+    "ft-global-head", "control: FT's features with the global head (FT, then the global head put back)", "head"
 )
-GLOBAL_WITH_FT_HEAD = Method(
-    "ft-global-body",
-    "control: the global features with FT's head (FT, then the global backbone put back)",
-    Params,
-    lambda p, budget: replace(single(Phase("all", budget.epochs, p.lr)), keep_global="body"),
-    follows="ft",
+GLOBAL_WITH_FT_HEAD = _control(
+    "ft-global-body", "control: the global features with FT's head (FT, then the global backbone put back)", "body"
 )
 METHODS = (FT_WITH_GLOBAL_HEAD, GLOBAL_WITH_FT_HEAD)
