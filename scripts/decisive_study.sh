@@ -27,6 +27,14 @@ if [[ ${1:-} == --rebuild ]]; then
     bash scripts/publish_study.sh "$tmp" "docs/study/decisive/$part"
     rm -rf "$tmp"
   done
+  for k in 0 1 2 3 5; do
+    tmp=$(mktemp -d)
+    cp -r "docs/study/decisive/swap/pairs$k/." "$tmp/"
+    study --out "$tmp" --grids configs/grids.toml --benchmarks digits-quick --seeds $S5 \
+      --methods ft lp lp-ft --set 'data.partition="iid"' --set "data.swap_pairs=$k"
+    bash scripts/publish_study.sh "$tmp" "docs/study/decisive/swap/pairs$k"
+    rm -rf "$tmp"
+  done
   exit 0
 fi
 root=${1:-runs/decisive-study}
