@@ -196,3 +196,41 @@ def test_only_the_cross_site_rule_keys_its_settings() -> None:
     assert "weight" not in local["choice"] and "pool_images" not in local["choice"]
     both = from_dict({"choice": {"rules": ["local", "cross-site"], "weight": 0.3}}).resolved()
     assert both["choice"]["weight"] == 0.3
+
+
+def test_controls_of_a_tuned_method_train_at_its_choice(quickstart: Path, tiny: list[str], tmp_path: Path) -> None:
+    """A head-swap control of tuned FT keeps, per client and rule, the grid point FT chose: FT's
+    features with the global head distort exactly as FT does, the global features not at all."""
+    controls = ["ft-global-head", "ft-global-body"]
+    cfg = load_config(
+        quickstart,
+        [
+            *tiny,
+            'personalize.methods=["ft","ft-global-head","ft-global-body"]',
+            "search.ft.lr=[0.0001, 0.05]",
+            'choice.rules=["local","cross-site"]',
+        ],
+    )
+    summary = run_experiment(cfg, tmp_path)
+    chosen = json.loads((tmp_path / "search.json").read_text())
+    for suffix in ("", "@cross-site"):
+        assert {c["params"]["lr"] for c in chosen["ft" + suffix]} <= {0.0001, 0.05}
+        for control in controls:
+            assert chosen[control + suffix] == chosen["ft" + suffix]  # FT's choice, with FT's validation scores
+        ft, head, body = (summary["methods"][m + suffix] for m in ("ft", *controls))
+        assert head["distortion_own"] == pytest.approx(ft["distortion_own"], abs=1e-12) and ft["distortion_own"] > 0
+        assert body["distortion_own"] == 0
+    with pytest.raises(UserError, match="list ft before ft-global-head"):
+        load_config(quickstart, ['personalize.methods=["ft-global-head","ft"]', "search.ft.lr=[0.01, 0.05]"])
+    with pytest.raises(UserError, match=r"give the grid as \[search.ft\]"):
+        load_config(quickstart, ['personalize.methods=["ft","ft-global-head"]', "search.ft-global-head.lr=[0.01]"])
+
+
+def test_a_controls_results_are_keyed_on_the_grid_it_follows(quickstart: Path) -> None:
+    from pftlab.experiment.runner import method_key
+
+    def key(grid: str) -> str:
+        cfg = load_config(quickstart, ['personalize.methods=["ft","ft-global-head"]', f"search.ft.lr={grid}"])
+        return method_key({"config": cfg.resolved()}, "ft-global-head")
+
+    assert key("[0.01, 0.05]") == key("[0.01, 0.05]") != key("[0.01, 0.1]")

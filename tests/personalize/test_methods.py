@@ -210,14 +210,14 @@ def test_head_swap_needs_a_head(client, start) -> None:
         plan.finish(start, [start], "classifier")
 
 
-def test_controls_follow_fts_parameters_and_refuse_grids() -> None:
+def test_controls_follow_fts_parameters_and_grid() -> None:
     from pftlab.experiment.config import from_dict
 
     cfg = from_dict({"personalize": {"methods": ["ft", "ft-global-head"]}, "method": {"ft": {"lr": 0.03}}})
     assert cfg.method_params("ft-global-head").lr == 0.03 and cfg.search_grid("ft-global-head")[0].lr == 0.03
     with pytest.raises(UserError, match=r"\[method.ft-global-body\]: ft-global-body runs at ft's parameters"):
         from_dict({"personalize": {"methods": ["ft-global-body"]}, "method": {"ft-global-body": {"lr": 0.1}}})
-    with pytest.raises(UserError, match="control of ft at ft's one setting"):
-        from_dict({"personalize": {"methods": ["ft", "ft-global-head"]}, "search": {"ft": {"lr": [0.01, 0.1]}}})
-    with pytest.raises(UserError, match="control of ft at ft's one setting"):
-        from_dict({"personalize": {"methods": ["ft-global-head"]}, "search": {"ft-global-head": {"lr": [0.1]}}})
+    tuned = from_dict({"personalize": {"methods": ["ft", "ft-global-head"]}, "search": {"ft": {"lr": [0.01, 0.1]}}})
+    assert [p.lr for p in tuned.search_grid("ft-global-head")] == [0.01, 0.1]
+    with pytest.raises(UserError, match="control of ft and takes ft's choice"):
+        from_dict({"personalize": {"methods": ["ft", "ft-global-head"]}, "search": {"ft-global-head": {"lr": [0.1]}}})

@@ -132,12 +132,22 @@ class Config(Strict):
             problem = METHODS[name].check(self.method_params(name), self.personalize)
             if problem:
                 raise ValueError(f"method.{name}: {problem}")
-        for name in self.personalize.methods:
+        methods = self.personalize.methods
+        for name in methods:
             followed = getattr(METHODS[name], "follows", "")
-            if followed and (name in self.search or len(self.search_grid(followed)) > 1):
+            if followed and name in self.search:
                 raise ValueError(
-                    f"search: {name} is a control of {followed} at {followed}'s one setting; "
-                    f"give neither a grid ([search.{name}], [search.{followed}]) in the same run"
+                    f"search.{name}: {name} is a control of {followed} and takes {followed}'s choice; "
+                    f"give the grid as [search.{followed}]"
+                )
+            if (
+                followed
+                and followed in self.search
+                and (followed not in methods or methods.index(followed) > methods.index(name))
+            ):
+                raise ValueError(
+                    f"personalize.methods: {name} takes each client's choice from {followed}'s grid; "
+                    f"list {followed} before {name}"
                 )
         for name, grid in self.search.items():
             if name not in self.personalize.methods:
@@ -158,8 +168,8 @@ class Config(Strict):
 
     def search_grid(self, name: str) -> list[Any]:
         """Every grid point of `[search.<name>]` over the method's base parameters; [base] without a grid."""
-        if getattr(METHODS[name], "follows", ""):
-            return [self.method_params(name)]
+        if followed := getattr(METHODS[name], "follows", ""):  # a control: the grid of the method it follows
+            return [METHODS[name].Params.model_validate(p.model_dump()) for p in self.search_grid(followed)]
         base, grid = self.method.get(name, {}), self.search.get(name, {})
         points = []
         for combo in itertools.product(*grid.values()):

@@ -171,6 +171,7 @@ def personalize_rules(
     head: str = "head",
     store: Path | None = None,
     key: str = "",
+    follow: Followed | None = None,
 ) -> tuple[dict[str, RuleResult], list[float]]:
     """Per choice rule (cfg.choice.rules): one method's scores (the hit matrix, or sampled scores),
     each client's search choice, distortion and failed clients; and the seconds each reused chunk
@@ -182,7 +183,8 @@ def personalize_rules(
     two rules both chose is scored once. Test data plays no part in any choice. A finished chunk
     is sealed under `store` with the method's `key` (see `method_key`), so an interrupted run
     resumes there and a rerun with more methods reuses it; a chunk that does not verify is
-    recomputed.
+    recomputed. A control (`follow`: the followed method's choices, per rule and client) chooses
+    nothing: each client trains at the point the followed method chose for it under each rule.
     """
     candidates = cfg.search_grid(method)
     rules = cfg.choice.rules
@@ -190,7 +192,7 @@ def personalize_rules(
     results: dict[str, RuleResult] = {r: _empty_result(scoring, n) for r in rules}
     reused: list[float] = []
     spec = recipe(method)
-    pool = _validation_pool(fed, cfg, len(candidates))
+    pool = None if follow else _validation_pool(fed, cfg, len(candidates))
     head_only = all(use_batched(model, spec, p, cfg) and spec.backbone_frozen(p, cfg.personalize) for p in candidates)
     chunk = cfg.runtime.batch_clients * (HEAD_CHUNKS if head_only else 1)  # head steps are tiny: batch more
     for index, ids in enumerate(client_chunks(fed, chunk)):
@@ -198,7 +200,10 @@ def personalize_rules(
         done = _load_chunk(path, key, ids, rules)
         if done is None:
             t0 = time.perf_counter()
-            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, pool)
+            if follow:
+                done = _run_followed(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, follow)
+            else:
+                done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, pool)
             done["seconds"] = time.perf_counter() - t0
             if path is not None:
                 write_sealed(path, key, done)
@@ -322,6 +327,72 @@ def _run_chunk(
     )
 
 
+Followed = dict[Rule, dict[int, dict[str, Any]]]  # per rule, per client id: the followed method's choice record
+
+
+def _run_followed(
+    model: nn.Module,
+    global_weights: Weights,
+    fed: Any,
+    cfg: Config,
+    method: str,
+    candidates: list[Any],
+    ids: list[int],
+    scoring: Scoring,
+    head: str,
+    follow: Followed,
+) -> dict[str, Any]:
+    """A control's chunk: each client trained at the grid point the followed method chose for it
+    under each rule (once where the rules agree), scored like any method. Its choice records are
+    the followed method's (the validation scores of that method's model, which made the choice);
+    a client the followed method failed on fails here too."""
+    clients = [fed.clients[i] for i in ids]
+    points = [p.model_dump(mode="json") for p in candidates]
+    followed = getattr(METHODS[method], "follows", "")
+    wanted: list[dict[Rule, int | str]] = []  # per client, per rule: the grid index, or why there is none
+    for c in clients:
+        records = {rule: follow[rule].get(c.client_id) for rule in cfg.choice.rules}
+        wanted.append(
+            {
+                rule: points.index(r["params"]) if r else f"{followed} failed for this client under the {rule} rule"
+                for rule, r in records.items()
+            }
+        )
+    trained: dict[tuple[int, int], Weights | str] = {}
+    for g, params in enumerate(candidates):
+        who = [k for k, per in enumerate(wanted) if g in per.values()]
+        if who:
+            for k, w in zip(
+                who,
+                personalize_chunk(model, global_weights, method, params, cfg, [clients[k] for k in who], head),
+                strict=True,
+            ):
+                trained[k, g] = w
+    best: list[dict[str, Pick]] = []
+    for k, per in enumerate(wanted):
+        picks: dict[str, Pick] = {}
+        for rule, point in per.items():
+            if isinstance(point, str):
+                picks[rule] = Pick(-1, candidates[0], point, math.nan, math.nan, math.nan)
+                continue
+            r = follow[rule][clients[k].client_id]
+            others = math.nan if r.get("val_others") is None else float(r["val_others"])
+            own = float(r["val_accuracy"])
+            picks[rule] = Pick(point, candidates[point], trained[k, point], float(r.get("objective", own)), own, others)
+        best.append(picks)
+    spec = recipe(method)
+    return _scored(
+        model,
+        scoring,
+        cfg,
+        ids,
+        [c.client_id for c in clients],
+        best,
+        True,
+        lambda params: spec.backbone_frozen(params, cfg.personalize),
+    )
+
+
 def _scored(
     model: nn.Module,
     scoring: Scoring,
@@ -400,6 +471,7 @@ def baseline_all(
     on_round: Callable[[int, float], None],
     store: Path | None = None,
     key: str = "",
+    follow: Followed | None = None,
 ) -> tuple[dict[str, RuleResult], list[float]]:
     """A process-integrated baseline: its own federated training, once per grid point, then per
     choice rule each client's best point on validation data, scored as every other method.
@@ -419,7 +491,7 @@ def baseline_all(
         spec = METHODS[name]
         assert isinstance(spec, Baseline)
         candidates = cfg.search_grid(name)
-        pool = _validation_pool(fed, cfg, len(candidates))
+        pool = None if follow else _validation_pool(fed, cfg, len(candidates))
         best: list[dict[str, Pick]] = [{} for _ in range(n)]
         client_ids: list[int] = []
         for g, params in enumerate(candidates):
@@ -498,7 +570,8 @@ def method_key(parts: dict[str, Any], method: str) -> str:
     config["personalize"]["methods"] = [method]
     config.get("evaluate", {}).pop("bootstrap", None)  # the intervals are made from the rows, not stored in them
     config["method"] = {m: v for m, v in config.get("method", {}).items() if m == method}
-    search = {m: v for m, v in config.pop("search", {}).items() if m == method}
+    followed = getattr(METHODS[method], "follows", "")  # a control takes its choice from that method's grid
+    search = {m: v for m, v in config.pop("search", {}).items() if m in (method, followed)}
     if search:
         config["search"] = search
     return config_hash({**parts, "config": config, "method": method})
@@ -639,6 +712,12 @@ def _run_experiment(
                     progress.update(task, completed=rounds, info="reused")
                     console.print(f"{method}: reused its verified result")
             else:
+                follow = None
+                if (followed := getattr(METHODS[method], "follows", "")) and len(cfg.search_grid(method)) > 1:
+                    follow = {  # a control of a tuned method trains at that method's choice for each client
+                        rule: {r["client"]: r for r in searched.get(named(followed, rule, cfg.choice.rules), [])}
+                        for rule in cfg.choice.rules
+                    }
                 task = progress.add_task(f"personalize {method}", total=fed.num_clients, info="")
                 by_rule, earlier[method] = personalize_rules(
                     model,
@@ -651,6 +730,7 @@ def _run_experiment(
                     head,
                     stores[method],
                     keys[method],
+                    follow,
                 )
                 if chunks := len(earlier[method]):
                     progress.update(task, info=f"reused {chunks} verified chunk(s)")

@@ -6,8 +6,9 @@ own learning rate) answers a different question. These two swap one part of FT's
 to the global one, so at FT's settings they split FT's change exactly: `ft-global-head` keeps
 FT's features with the global head, `ft-global-body` the global features with FT's head. They
 train exactly what FT trains (same phases, data order and `[method.ft]` learning rate: they follow
-FT's parameters and take none of their own), and a run refuses them when FT has a grid (a
-per-client choice would pick other models than FT's).
+FT's parameters and take none of their own). When FT has a grid, each client trains at the point
+FT chose for it under each choice rule (a choice of their own would pick other models than FT's);
+the runner hands them FT's choices, so `ft` runs first.
 """
 
 from __future__ import annotations
