@@ -95,6 +95,48 @@ def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: p
     Both call the algorithm's local_update and server_round with the same data order and the
     clients in the same order, so the tolerance is zero; the personalized models match as well.
     """
+    cfg = load_config(QUICKSTART, TINY)
+    expected = run_experiment(cfg, tmp_path / "in-process")
+    got = simulate(cfg, tmp_path, monkeypatch)
+    a = load_file(str(tmp_path / "in-process" / "global.safetensors"))
+    b = load_file(str(tmp_path / "flower" / "global.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    accuracy_keys = ("local", "global", "global_balanced", "worst", "c_std", "average", "average3")
+    for method in ("global-model", "lp-ft"):
+        assert {k: got["methods"][method][k] for k in accuracy_keys} == {
+            k: expected["methods"][method][k] for k in accuracy_keys
+        }, method
+    assert got["test_sizes"] == expected["test_sizes"] and got["partition_hash"] == expected["partition_hash"]
+
+
+def test_simulation_engine_chooses_by_both_rules_as_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cross-site rule on Flower (a validation round: every node scores the others' candidates on
+    its share of the validation pool) keeps the points the in-process run keeps, with the same scores."""
+    grid = ['personalize.methods=["ft","lp"]', "search.ft.lr=[0.0001, 0.05]", "search.lp.lr=[0.0001, 0.5]"]
+    choice = ['choice.rules=["local","cross-site"]', "choice.pool_images=90", "choice.weight=0.9"]
+    cfg = load_config(QUICKSTART, [*TINY, *grid, *choice, "federated.rounds=10"])
+    expected = run_experiment(cfg, tmp_path / "in-process")
+    got = simulate(cfg, tmp_path, monkeypatch)
+    names = ["global-model", "ft", "ft@cross-site", "lp", "lp@cross-site"]
+    assert set(got["methods"]) == set(expected["methods"]) == set(names)
+    want = json.loads((tmp_path / "in-process" / "search.json").read_text())
+    chosen = json.loads((tmp_path / "flower" / "search.json").read_text())
+    assert set(chosen) == set(names[1:]) and all(len(chosen[n]) == 3 for n in chosen)
+    assert [c["params"] for c in want["ft"]] != [c["params"] for c in want["ft@cross-site"]]  # the rules differ here
+    for name in names[1:]:
+        assert [c["params"] for c in chosen[name]] == [c["params"] for c in want[name]], name
+        for c, w in zip(chosen[name], want[name], strict=True):
+            assert c["val_accuracy"] == pytest.approx(w["val_accuracy"], abs=1e-9)
+            if name.endswith("@cross-site"):
+                assert c["val_others"] == pytest.approx(w["val_others"], abs=1e-9)
+                assert c["objective"] == pytest.approx(w["objective"], abs=1e-9)
+    for name in names:
+        for key in ("local", "global", "global_balanced"):
+            assert got["methods"][name][key] == pytest.approx(expected["methods"][name][key], abs=1e-9), (name, key)
+
+
+def simulate(cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """`cfg` run on Flower's simulation engine (3 SuperNodes) into tmp_path/flower; its summary.json."""
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
@@ -103,9 +145,6 @@ def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
     monkeypatch.setenv("FLWR_TELEMETRY_ENABLED", "0")
-    cfg = load_config(QUICKSTART, TINY)
-    expected = run_experiment(cfg, tmp_path / "in-process")
-
     # no time limit decides anything: rounds wait for every reply (0: no round-timeout), and the nodes' discovery
     # (the query round, one Ray actor answering the nodes in turn) has GUARD as a last resort, not the default 120 s
     run_config = {
@@ -130,14 +169,6 @@ def test_simulation_engine_matches_in_process_run(tmp_path: Path, monkeypatch: p
         for pid in ray_processes:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    got = json.loads((tmp_path / "flower" / "summary.json").read_text())
+    got: dict = json.loads((tmp_path / "flower" / "summary.json").read_text())
     assert pftlab.Results.load(tmp_path / "flower").summary == got  # its files verify against its manifest
-    a = load_file(str(tmp_path / "in-process" / "global.safetensors"))
-    b = load_file(str(tmp_path / "flower" / "global.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    accuracy_keys = ("local", "global", "global_balanced", "worst", "c_std", "average", "average3")
-    for method in ("global-model", "lp-ft"):
-        assert {k: got["methods"][method][k] for k in accuracy_keys} == {
-            k: expected["methods"][method][k] for k in accuracy_keys
-        }, method
-    assert got["test_sizes"] == expected["test_sizes"] and got["partition_hash"] == expected["partition_hash"]
+    return got

@@ -27,7 +27,7 @@ from torch import nn
 
 from pftlab.core.compute import autocast, on_device
 from pftlab.core.schema import Strict
-from pftlab.data.dataset import ClientData
+from pftlab.data.dataset import ClientData, Dataset
 
 Rule = Literal["local", "cross-site"]
 RULES: tuple[Rule, ...] = ("local", "cross-site")
@@ -74,13 +74,23 @@ class ValidationPool:
 
     @classmethod
     def of(cls, clients: list[ClientData], pool_images: int, seed: int) -> ValidationPool:
-        per_client = max(1, pool_images // max(len(clients), 1))
+        return cls.gather([c.val for c in clients], cls.picks([len(c.val) for c in clients], pool_images, seed))
+
+    @staticmethod
+    def picks(val_sizes: list[int], pool_images: int, seed: int) -> list[np.ndarray]:
+        """Which validation images of each client (by index) the pool holds, fixed by the seed: all a
+        server needs to know is the clients' split sizes (Flower's cross-site round)."""
+        per_client = max(1, pool_images // max(len(val_sizes), 1))
         rng = np.random.default_rng([seed, 0x5E1EC7])
+        return [np.sort(rng.permutation(n)[:per_client]) for n in val_sizes]
+
+    @classmethod
+    def gather(cls, vals: list[Dataset], picks: list[np.ndarray]) -> ValidationPool:
+        """The pool of `picks[i]` images of each client's validation split `vals[i]`."""
         xs, ys, owners, sizes = [], [], [], []
-        for i, c in enumerate(clients):
-            take = np.sort(rng.permutation(len(c.val))[:per_client])
-            xs.append(c.val.x[take])
-            ys.append(c.val.y[take])
+        for i, (val, take) in enumerate(zip(vals, picks, strict=True)):
+            xs.append(val.x[take])
+            ys.append(val.y[take])
             owners.append(np.full(len(take), i))
             sizes.append(len(take))
         return cls(

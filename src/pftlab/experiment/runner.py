@@ -286,13 +286,15 @@ def choose(
                 own = accuracy(model, clients[k].val)
                 if pool is not None and ids is not None:
                     others = others_mean(pool.accuracies(model), ids[k])
-            _keep(best[k], cfg, g, params, w, own, others)
+            keep_best(best[k], cfg, g, params, w, own, others)
     return best
 
 
-def _keep(best: dict[str, Pick], cfg: Config, g: int, params: Any, w: Weights | str, own: float, others: float) -> None:
+def keep_best(
+    best: dict[str, Pick], cfg: Config, g: int, params: Any, w: Weights | str, own: float, others: float
+) -> None:
     """Keep grid point g for each rule it beats the held point on (the first on ties; a failed point
-    loses to any that did not fail)."""
+    loses to any that did not fail). Points must come in grid order. Flower's server chooses with it too."""
     for rule in cfg.choice.rules:
         pick = Pick(g, params, w, objective(rule, own, others, cfg.choice.weight), own, others)
         held = best.get(rule)
@@ -505,7 +507,7 @@ def baseline_all(
                     own = accuracy(model, fed.clients[k].val)
                     if pool is not None:
                         others = others_mean(pool.accuracies(model), k)
-                _keep(best[k], cfg, g, params, kept, own, others)
+                keep_best(best[k], cfg, g, params, kept, own, others)
         done = _scored(model, scoring, cfg, list(range(n)), client_ids, best, len(candidates) > 1, lambda p: False)
         done["clients"] = client_ids
         done["seconds"] = time.perf_counter() - t0

@@ -3,7 +3,10 @@
 Message types (all carry the resolved pftlab config in ConfigRecord "pftlab"):
 - query: who am I (client id, split sizes, partition hash), never samples;
 - train: one round of the global stage from the weights in ArrayRecord "arrays";
-- train.personalize: every configured personalization method, from the global weights;
+- train.personalize: every configured personalization method, from the global weights: the
+  chosen model, or for the cross-site rule every grid point's model and own validation accuracy;
+- evaluate.validate (cross-site rule only): the accuracy of every other client's candidates on this
+  node's share of the validation pool (the server says which images);
 - evaluate: hits of the global and of every client's personalized model on this node's test split.
 
 The node finds its data through node config: `partition-file=PATH` (written by `pftlab flower
@@ -130,13 +133,39 @@ def personalize(msg: Message, context: Context) -> Message:
     model, start = model_for(cfg, meta), steps.of_type(msg.content["arrays"], ArrayRecord).to_torch_state_dict()
     records: dict[str, Any] = {"metrics": MetricRecord({"client-id": client.client_id})}
     chosen: dict[str, ConfigRecordValues] = {}
+    own: dict[str, ConfigRecordValues] = {}
     for method in cfg.personalize.methods:
+        if steps.cross_site(cfg, method):  # the server chooses, once every node has scored the candidates
+            points = steps.candidates(model, start, client, cfg, method)
+            for g, (w, _) in enumerate(points):
+                if not isinstance(w, str):
+                    records[f"candidate/{method}/{g}"] = ArrayRecord.from_torch_state_dict(w)
+            own[method] = json.dumps([None if isinstance(w, str) else acc for w, acc in points])
+            continue
         weights, choice = steps.personalize(model, start, client, cfg, method)
         records[f"model/{method}"] = ArrayRecord.from_torch_state_dict(weights)
         if choice is not None:
             chosen[method] = json.dumps(choice)
     records["chosen"] = ConfigRecord(chosen)
+    records["own"] = ConfigRecord(own)
     return _reply(msg, **records)
+
+
+@app.evaluate("validate")
+def validate(msg: Message, context: Context) -> Message:
+    """The cross-site round: each other client's candidates scored on this node's share of the pool."""
+    cfg = config_of(msg)
+    client, meta = local_client(cfg, context)
+    model = model_for(cfg, meta)
+    picks = json.loads(str(msg.content["pool"][f"picks/{client.client_id}"]))
+    metrics: dict[str, MetricRecordValues] = {"client-id": client.client_id}
+    for name, record in msg.content.items():
+        if name.startswith("candidate/") and picks:
+            _, method, owner, g = name.split("/")
+            if int(owner) != client.client_id:
+                weights = steps.of_type(record, ArrayRecord).to_torch_state_dict()
+                metrics[f"accuracy/{method}/{owner}/{g}"] = steps.pool_accuracy(model, weights, client.val, picks)
+    return _reply(msg, metrics=MetricRecord(metrics))
 
 
 @app.evaluate()

@@ -1,4 +1,5 @@
-"""The ServerApp: global stage, personalization round, cross-site evaluation, run directory.
+"""The ServerApp: global stage, personalization round (and validation round for the cross-site
+choice), cross-site evaluation, run directory.
 
 It holds no data: it learns each node's client id and split sizes from a query round, sends
 weights out and gets weights and hit counts back, then writes the same run directory (same
@@ -25,9 +26,10 @@ from pftlab.core.io import config_hash, save_weights, write_json
 from pftlab.core.sealed import write_manifest
 from pftlab.core.weights import Weights
 from pftlab.data.dataset import ClientData, Dataset, FederatedData
+from pftlab.evaluate.choice import ValidationPool, named, others_mean
 from pftlab.experiment.config import Config
 from pftlab.experiment.results import write_results
-from pftlab.experiment.runner import set_threads
+from pftlab.experiment.runner import Pick, keep_best, set_threads
 from pftlab.federated import ALGORITHMS, ClientUpdate, StageStats, drive_rounds
 from pftlab.federated.algorithm import State
 from pftlab.integrations.flower import steps
@@ -198,6 +200,7 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     content = {"pftlab": cfg_record, "arrays": ArrayRecord.from_torch_state_dict(weights)}
     personal = nodes.ask("train.personalize", list(clients), content)
+    chosen, searched = choices(nodes, cfg, cfg_record, personal, clients)
     timings["personalize"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -206,9 +209,9 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
         "pftlab": cfg_record,
         f"model/{steps.GLOBAL_MODEL}": ArrayRecord.from_torch_state_dict(weights),
     }
-    for cid, reply in personal.items():
-        for method in cfg.personalize.methods:
-            models[f"model/{method}/{cid}"] = reply.content[f"model/{method}"]
+    for name, by_client in chosen.items():
+        for cid, record in by_client.items():
+            models[f"model/{name}/{cid}"] = record
     scored = {c: dict(r.content["metrics"]) for c, r in nodes.ask("evaluate", sorted(personal), models).items()}
     timings["evaluate"] = time.perf_counter() - t0
 
@@ -218,12 +221,9 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     sizes = np.array([int(steps.scalar(scored[j]["n-test"])) for j in kept])
     global_row = np.array([int(steps.scalar(scored[j][f"hits/{steps.GLOBAL_MODEL}"])) for j in kept])
     correct = {steps.GLOBAL_MODEL: np.tile(global_row, (len(kept), 1))}
-    for method in cfg.personalize.methods:
-        correct[method] = np.array([[int(steps.scalar(scored[j][f"hits/{method}/{i}"])) for j in kept] for i in kept])
-    searched: dict[str, list[dict[str, Any]]] = {}
-    for cid in kept:
-        for method, text in dict(personal[cid].content["chosen"]).items():
-            searched.setdefault(method, []).append(json.loads(str(text)))
+    for name in chosen:
+        correct[name] = np.array([[int(steps.scalar(scored[j][f"hits/{name}/{i}"])) for j in kept] for i in kept])
+    searched = {name: [r for r in records if r["client"] in kept] for name, records in searched.items()}
 
     out.mkdir(parents=True, exist_ok=True)
     save_weights(out / "global.safetensors", weights)
@@ -255,6 +255,92 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     key_config = config_hash({"engine": "flower", "config": cfg.resolved()})
     write_manifest(out, key_config, {"engine": "flower", "config": key_config}, {"pftlab": __version__})
     return summary
+
+
+def choices(
+    nodes: Nodes,
+    cfg: Config,
+    cfg_record: ConfigRecord,
+    personal: dict[int, Message],
+    clients: dict[int, dict[str, Any]],
+) -> tuple[dict[str, dict[int, ArrayRecord]], dict[str, list[dict[str, Any]]]]:
+    """Per reported name (`<method>`, `<method>@<rule>`): each client's chosen model, and the choice
+    records (grid methods only), in the in-process run's order.
+
+    A node that could choose alone sent its model and a record per rule. For the cross-site rule
+    it sent every grid point's model and own validation accuracy; the other nodes score those in
+    a validation round, and the server keeps each client's best point by each rule
+    (`pftlab.experiment.runner.keep_best`, the in-process choice)."""
+    rules, order = cfg.choice.rules, sorted(personal)
+    cross = [m for m in cfg.personalize.methods if steps.cross_site(cfg, m)]
+    scores = validation_round(nodes, cfg_record, personal, clients, cfg.choice.pool_images, cfg.seed) if cross else {}
+    models: dict[str, dict[int, ArrayRecord]] = {}
+    searched: dict[str, list[dict[str, Any]]] = {}
+    for method in cfg.personalize.methods:
+        for cid in order:
+            content = personal[cid].content
+            if method not in cross:
+                text = dict(steps.of_type(content["chosen"], ConfigRecord)).get(method)
+                records = json.loads(str(text)) if text is not None else {}
+                for rule in rules:
+                    model = steps.of_type(content[f"model/{method}"], ArrayRecord)
+                    models.setdefault(named(method, rule, rules), {})[cid] = model
+                    if records:
+                        searched.setdefault(named(method, rule, rules), []).append(records[rule])
+                continue
+            own = json.loads(str(steps.of_type(content["own"], ConfigRecord)[method]))
+            best: dict[str, Pick] = {}
+            for g, params in enumerate(cfg.search_grid(method)):
+                key = f"candidate/{method}/{g}"
+                weights = steps.of_type(content[key], ArrayRecord).to_torch_state_dict() if key in content else "failed"
+                accs = np.array([scores.get((method, cid, g, j), np.nan) for j in order])
+                keep_best(
+                    best,
+                    cfg,
+                    g,
+                    params,
+                    weights,
+                    np.nan if own[g] is None else own[g],
+                    others_mean(accs, order.index(cid)),
+                )
+            for rule in rules:
+                pick = best[rule]
+                if isinstance(pick.weights, str):  # not reached: a node whose every point failed fails its reply
+                    raise FloatingPointError(f"client {cid}: {method}: no grid point trained")
+                models.setdefault(named(method, rule, rules), {})[cid] = ArrayRecord.from_torch_state_dict(pick.weights)
+                searched.setdefault(named(method, rule, rules), []).append(pick.record(cid, rule))
+    return models, searched
+
+
+def validation_round(
+    nodes: Nodes,
+    cfg_record: ConfigRecord,
+    personal: dict[int, Message],
+    clients: dict[int, dict[str, Any]],
+    pool_images: int,
+    seed: int,
+) -> dict[tuple[str, int, int, int], float]:
+    """(method, owner, grid point, scoring client) -> accuracy of the owner's candidate on the scoring
+    client's share of the validation pool: the in-process pool's images (`ValidationPool.picks`
+    over the clients that took part, from their split sizes)."""
+    order = sorted(personal)
+    picks = ValidationPool.picks([int(steps.scalar(clients[c]["n-val"])) for c in order], pool_images, seed)
+    content: dict[str, Any] = {
+        "pftlab": cfg_record,
+        "pool": ConfigRecord({f"picks/{c}": json.dumps(p.tolist()) for c, p in zip(order, picks, strict=True)}),
+    }
+    for cid in order:
+        for name, record in personal[cid].content.items():
+            if name.startswith("candidate/"):
+                _, method, g = name.split("/")
+                content[f"candidate/{method}/{cid}/{g}"] = record
+    out: dict[tuple[str, int, int, int], float] = {}
+    for j, reply in nodes.ask("evaluate.validate", order, content).items():
+        for key, value in dict(reply.content["metrics"]).items():
+            if key.startswith("accuracy/"):
+                _, method, owner, g = key.split("/")
+                out[method, int(owner), int(g), j] = float(steps.scalar(value))
+    return out
 
 
 def missing_summary(

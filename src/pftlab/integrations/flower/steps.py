@@ -4,11 +4,15 @@ The global stage is not here: the ClientApp calls the algorithm's own `local_upd
 ServerApp `pftlab.federated.server_round`, the functions the in-process loop calls, in the same
 order, so a Flower run and an in-process run of one config and seed give the same weights.
 Personalization calls the runner's per-client choice; scoring mirrors its evaluation for one client.
+The cross-site choice is the runner's too, split over the messages: each node trains and scores
+its grid points on its own validation split, every node scores the others' candidates on its
+share of the validation pool, and the server keeps each client's best point by each rule.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 import numpy as np
@@ -18,9 +22,10 @@ from torch import nn
 from pftlab.core.errors import UserError
 from pftlab.core.weights import Weights
 from pftlab.data.dataset import ClientData, Dataset
-from pftlab.evaluate.matrix import EvalPool, correct_row_from_features, pool_features
+from pftlab.evaluate.choice import ValidationPool
+from pftlab.evaluate.matrix import EvalPool, accuracy, correct_row_from_features, pool_features
 from pftlab.experiment.config import Config, from_dict
-from pftlab.experiment.runner import choose
+from pftlab.experiment.runner import choose, personalize_chunk
 from pftlab.models import head_module
 from pftlab.personalize import METHODS
 
@@ -33,13 +38,9 @@ def clone(weights: dict[str, torch.Tensor]) -> Weights:
 
 
 def check_methods(cfg: Config) -> None:
-    """Flower personalizes with the post-hoc methods, each client's grid point chosen on its own
-    validation split; process-integrated baselines and the cross-site choice run in-process only."""
-    if cfg.choice.rules != ["local"]:
-        raise UserError(
-            f"choice.rules {cfg.choice.rules} cannot run on Flower yet (a cross-site evaluation round on "
-            'validation splits is not built); allowed there: ["local"]'
-        )
+    """Flower personalizes with the post-hoc methods, each client's grid point chosen by every
+    configured rule (the cross-site rule with a validation round); process-integrated baselines
+    run in-process only."""
     other = [m for m in cfg.personalize.methods if METHODS[m].integrated]
     if other:
         allowed = ", ".join(m for m, spec in METHODS.items() if not spec.integrated)
@@ -56,10 +57,42 @@ def personalize(
     """
     candidates = cfg.search_grid(method)
     (picks,) = choose(model, global_weights, method, candidates, cfg, [client], head)
-    pick = picks["local"]
+    pick = picks[cfg.choice.rules[0]]  # without cross-site scoring every rule keeps the same point
     if isinstance(pick.weights, str):
         raise FloatingPointError(pick.weights)
-    return pick.weights, pick.record(client.client_id, "local") if len(candidates) > 1 else None
+    if len(candidates) == 1:
+        return pick.weights, None
+    return pick.weights, {rule: picks[rule].record(client.client_id, rule) for rule in cfg.choice.rules}
+
+
+def cross_site(cfg: Config, method: str) -> bool:
+    """Whether the method's choice needs the other clients' validation scores (else a node chooses alone)."""
+    return "cross-site" in cfg.choice.rules and cfg.choice.weight > 0 and len(cfg.search_grid(method)) > 1
+
+
+def candidates(
+    model: nn.Module, global_weights: Weights, client: ClientData, cfg: Config, method: str, head: str = "head"
+) -> list[tuple[Weights | str, float]]:
+    """Every grid point's weights (or why it failed) and accuracy on the client's own validation
+    split (NaN when it failed): the runner's choice trains and scores each point the same way."""
+    out: list[tuple[Weights | str, float]] = []
+    for params in cfg.search_grid(method):
+        (w,) = personalize_chunk(model, global_weights, method, params, cfg, [client], head)
+        own = math.nan
+        if not isinstance(w, str):
+            model.load_state_dict(w)
+            own = accuracy(model, client.val)
+        out.append((w, own))
+    if all(isinstance(w, str) for w, _ in out):
+        raise FloatingPointError(f"{method}: every grid point failed: {out[0][0]}")
+    return out
+
+
+def pool_accuracy(model: nn.Module, weights: Weights, val: Dataset, picks: list[int]) -> float:
+    """A model's accuracy (%) on this node's share `picks` of the validation pool, computed as the
+    in-process pool computes it."""
+    model.load_state_dict(weights)
+    return float(ValidationPool.gather([val], [np.array(picks, dtype=np.int64)]).accuracies(model)[0])
 
 
 def own_pool(test: Dataset) -> EvalPool:
