@@ -15,6 +15,9 @@
 #   controls/lp-at-ft-lr     LP-FT with its LP stage at FT's learning rate (0.01)
 #   global/<alg>             FedProx, SCAFFOLD, FedAdam, FedBABU before FT, LP, LP-FT (tuned), 5 seeds
 #   label                    label shift at the tuned settings, FT's change split into head and features
+#   pretrained/scratch       mnist-writers (quick size: 20 writers), FT, LP, LP-FT tuned, 5 seeds, from scratch
+#   pretrained/fmnist        the same from the small CNN pretrained on Fashion-MNIST (configs/pretrain-fmnist.toml;
+#                            its weights are published beside the cells)
 # Benchmarks left out and why: docs/study/README.md, "Decision". Set PFTLAB_DATA to the data folder.
 set -euo pipefail
 ALL="ft lp lp-ft lp-ft-kumar proximal-ft sparse-ft soup-ft lss-ft wise-ft surgical-ft flood-ft fedper fedrep ditto"
@@ -23,7 +26,10 @@ S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
 C=(--seeds $S5 --benchmarks heart digits-quick fmnist-dirichlet)
 PARTS=(heart digits-quick swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
-  controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label)
+  controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label pretrained/scratch
+  pretrained/fmnist)
+INIT=docs/study/decisive/pretrained/fmnist-cnn.safetensors
+W=(--benchmarks mnist-writers --seeds $S5 --methods ft lp lp-ft --set 'data.size="quick"')
 run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   local part=$1 out=$2 a
   set -- pftlab study --no-progress --out "$out"
@@ -39,6 +45,10 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
     "$@" "${G[@]}" --benchmarks heart digits-quick --seeds $S5 --methods ft lp lp-ft --set "federated.algorithm=\"$a\"" ;;
   label) "$@" "${G[@]}" --benchmarks fmnist-dirichlet cifar10-dirichlet --seeds $S5 \
     --methods ft ft-global-head ft-global-body lp lp-ft ;;
+  pretrained/scratch) "$@" "${G[@]}" "${W[@]}" ;;
+  pretrained/fmnist)
+    [[ -f $INIT ]] || pftlab pretrain configs/pretrain-fmnist.toml --out "$INIT"
+    "$@" "${G[@]}" "${W[@]}" --set "model.init=\"$INIT\"" --set model.init_head=false ;;
   *) echo "decisive_study: unknown part $part; parts: ${PARTS[*]}" >&2; exit 2 ;;
   esac
 }
