@@ -13,6 +13,7 @@
 #   controls/swaps           FT's model with the global head or backbone put back (defaults, 5 seeds)
 #   controls/ft-10           FT for LP-FT's 10 fine-tuning epochs
 #   controls/lp-at-ft-lr     LP-FT with its LP stage at FT's learning rate (0.01)
+#                            (--rebuild also writes docs/study/decisive/controls/report.md: scripts/controls_report.py)
 #   global/<alg>             FedProx, SCAFFOLD, FedAdam, FedBABU before FT, LP, LP-FT (tuned), 5 seeds
 #   label                    label shift at the tuned settings, FT's change split into head and features
 #   pretrained/scratch       mnist-writers (quick size: 20 writers), FT, LP, LP-FT tuned, 5 seeds, from scratch
@@ -24,7 +25,7 @@ ALL="ft lp lp-ft lp-ft-kumar proximal-ft sparse-ft soup-ft lss-ft wise-ft surgic
 S5="0 1 2 3 4"
 S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
-C=(--seeds $S5 --benchmarks heart digits-quick fmnist-dirichlet)
+C=(--seeds $S5 --benchmarks heart digits-quick)
 PARTS=(heart digits-quick swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
   controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label pretrained/scratch
   pretrained/fmnist)
@@ -62,6 +63,8 @@ if [[ ${1:-} == --rebuild ]]; then
     bash scripts/publish_study.sh "$tmp" "docs/study/decisive/$part"
     rm -rf "$tmp"
   done
+  # the controls compared across their three studies (paired: they share each seed's global model)
+  [[ ! -f docs/study/decisive/controls/swaps/study.json ]] || "${PYTHON:-python}" scripts/controls_report.py >/dev/null
   exit 0
 fi
 root=${1:-runs/decisive-study}
