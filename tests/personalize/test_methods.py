@@ -221,3 +221,20 @@ def test_controls_follow_fts_parameters_and_grid() -> None:
     assert [p.lr for p in tuned.search_grid("ft-global-head")] == [0.01, 0.1]
     with pytest.raises(UserError, match="control of ft and takes ft's choice"):
         from_dict({"personalize": {"methods": ["ft", "ft-global-head"]}, "search": {"ft-global-head": {"lr": [0.1]}}})
+    # a run's config.toml holds the control's resolved parameters (FT's): it loads again
+    again = from_dict(cfg.resolved())
+    assert again.method_params("ft-global-head") == cfg.method_params("ft-global-head")
+    with pytest.raises(UserError, match=r"\[method.ft-global-head\]: ft-global-head runs at ft's parameters"):
+        from_dict({**cfg.resolved(), "method": {"ft": {"lr": 0.03}, "ft-global-head": {"lr": 0.02}}})
+
+
+def test_flower_refuses_a_control_of_a_tuned_method() -> None:
+    from pftlab.experiment.config import from_dict
+    from pftlab.integrations.flower.steps import check_methods
+
+    methods = {"methods": ["ft", "ft-global-head"]}
+    check_methods(from_dict({"personalize": methods}))  # FT at one setting: the control is FT's own model
+    with pytest.raises(
+        UserError, match=r"\['ft-global-head'\]: a control of a method with a grid cannot run on Flower"
+    ):
+        check_methods(from_dict({"personalize": methods, "search": {"ft": {"lr": [0.01, 0.1]}}}))

@@ -122,12 +122,15 @@ class Config(Strict):
         for name, table in self.method.items():
             if name not in METHODS:
                 raise ValueError(f"unknown method table [method.{name}]; allowed: {', '.join(METHODS)}")
-            if followed := getattr(METHODS[name], "follows", ""):
-                raise ValueError(f"[method.{name}]: {name} runs at {followed}'s parameters; set [method.{followed}]")
             try:
-                METHODS[name].Params.model_validate(table)
+                params = METHODS[name].Params.model_validate(table)
             except ValidationError as err:
                 raise ValueError(validation_message(err, METHODS[name].Params, f"method.{name}.")) from None
+            # a control's table is accepted only as its followed method's parameters (what resolved() writes
+            # into a run's config.toml, so that the run can be loaded again); it sets nothing of its own
+            followed = getattr(METHODS[name], "follows", "")
+            if followed and params != self.method_params(name):
+                raise ValueError(f"[method.{name}]: {name} runs at {followed}'s parameters; set [method.{followed}]")
         for name in self.personalize.methods:
             problem = METHODS[name].check(self.method_params(name), self.personalize)
             if problem:

@@ -187,6 +187,8 @@ def personalize_rules(
     nothing: each client trains at the point the followed method chose for it under each rule.
     """
     candidates = cfg.search_grid(method)
+    if getattr(METHODS[method], "follows", "") and len(candidates) > 1 and not follow:
+        raise ValueError(f"{method} is a control of a method with a grid: pass that method's choices (follow)")
     rules = cfg.choice.rules
     n = fed.num_clients
     results: dict[str, RuleResult] = {r: _empty_result(scoring, n) for r in rules}

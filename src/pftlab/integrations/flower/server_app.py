@@ -271,13 +271,13 @@ def choices(
     it sent every grid point's model and own validation accuracy; the other nodes score those in
     a validation round, and the server keeps each client's best point by each rule
     (`pftlab.experiment.runner.keep_best`, the in-process choice)."""
-    rules, order = cfg.choice.rules, sorted(personal)
+    rules, order = cfg.choice.rules, sorted(clients)  # the pool spans every client, as in-process
     cross = [m for m in cfg.personalize.methods if steps.cross_site(cfg, m)]
     scores = validation_round(nodes, cfg_record, personal, clients, cfg.choice.pool_images, cfg.seed) if cross else {}
     models: dict[str, dict[int, ArrayRecord]] = {}
     searched: dict[str, list[dict[str, Any]]] = {}
     for method in cfg.personalize.methods:
-        for cid in order:
+        for cid in sorted(personal):
             content = personal[cid].content
             if method not in cross:
                 text = dict(steps.of_type(content["chosen"], ConfigRecord)).get(method)
@@ -322,14 +322,16 @@ def validation_round(
 ) -> dict[tuple[str, int, int, int], float]:
     """(method, owner, grid point, scoring client) -> accuracy of the owner's candidate on the scoring
     client's share of the validation pool: the in-process pool's images (`ValidationPool.picks`
-    over the clients that took part, from their split sizes)."""
-    order = sorted(personal)
+    over every client, from the split sizes they reported). Every client's node scores, its own
+    personalization failed or not (in-process its validation images stay in the pool too); a
+    node that does not answer leaves its share out of every objective (flower.json names it)."""
+    order = sorted(clients)
     picks = ValidationPool.picks([int(steps.scalar(clients[c]["n-val"])) for c in order], pool_images, seed)
     content: dict[str, Any] = {
         "pftlab": cfg_record,
         "pool": ConfigRecord({f"picks/{c}": json.dumps(p.tolist()) for c, p in zip(order, picks, strict=True)}),
     }
-    for cid in order:
+    for cid in sorted(personal):
         for name, record in personal[cid].content.items():
             if name.startswith("candidate/"):
                 _, method, g = name.split("/")
@@ -354,6 +356,8 @@ def missing_summary(
         "rounds": {str(r["round"]): r["missing"] for r in rounds if r["missing"]},
         "personalization": sorted({e["client"] for e in events if e["message"] == "train.personalize"}),
         "evaluation": sorted({e["client"] for e in events if e["message"] == "evaluate"}),
+        # the cross-site choice's validation round: these clients' validation images scored no candidate
+        "validation": sorted({e["client"] for e in events if e["message"] == "evaluate.validate"}),
         "matrix": missing,  # left out of the matrices and of every metric
         "matrix_clients": kept,
         "first_missed": {

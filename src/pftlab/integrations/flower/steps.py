@@ -41,6 +41,12 @@ def check_methods(cfg: Config) -> None:
     """Flower personalizes with the post-hoc methods, each client's grid point chosen by every
     configured rule (the cross-site rule with a validation round); process-integrated baselines
     run in-process only."""
+    tuned = [m for m in cfg.personalize.methods if getattr(METHODS[m], "follows", "") and len(cfg.search_grid(m)) > 1]
+    if tuned:  # in-process they train at the point the followed method chose; nodes would choose their own
+        raise UserError(
+            f"personalize.methods {tuned}: a control of a method with a grid cannot run on Flower yet; "
+            "run it with that method at one setting (no [search] grid), or in-process"
+        )
     other = [m for m in cfg.personalize.methods if METHODS[m].integrated]
     if other:
         allowed = ", ".join(m for m, spec in METHODS.items() if not spec.integrated)
