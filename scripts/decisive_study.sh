@@ -31,9 +31,11 @@ PARTS=(heart digits-quick swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/p
   pretrained/fmnist)
 INIT=docs/study/decisive/pretrained/fmnist-cnn.safetensors
 W=(--benchmarks mnist-writers --seeds $S5 --methods ft lp lp-ft --set 'data.size="quick"')
+EXTRA=()  # --rebuild: the published part's own benchmarks and seeds (argparse keeps the last of each)
+study_in() { local out=$1; shift; pftlab study --no-progress --out "$out" "$@" "${EXTRA[@]}"; }
 run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   local part=$1 out=$2 a
-  set -- pftlab study --no-progress --out "$out"
+  set -- study_in "$out"
   case $part in
   heart) "$@" "${G[@]}" --benchmarks heart --seeds $S10 --methods $ALL ;;
   digits-quick) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods $ALL ;;
@@ -59,6 +61,9 @@ if [[ ${1:-} == --rebuild ]]; then
     [[ -f docs/study/decisive/$part/study.json ]] || { echo "decisive_study: $part not published; skipped" >&2; continue; }
     tmp=$(mktemp -d)
     cp -r "docs/study/decisive/$part/." "$tmp/"
+    # a part published before all its benchmarks or seeds were computed rebuilds what was published
+    read -ra EXTRA <<<"$("${PYTHON:-python}" -c 'import json, sys; s = json.load(open(sys.argv[1]))
+print(" ".join(["--benchmarks", *s["benchmarks"], "--seeds", *map(str, s["seeds"])]))' "$tmp/study.json")"
     run_part "$part" "$tmp"
     bash scripts/publish_study.sh "$tmp" "docs/study/decisive/$part"
     rm -rf "$tmp"
