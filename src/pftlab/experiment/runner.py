@@ -202,10 +202,7 @@ def personalize_rules(
         done = _load_chunk(path, key, ids, rules)
         if done is None:
             t0 = time.perf_counter()
-            if follow:
-                done = _run_followed(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, follow)
-            else:
-                done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, pool)
+            done = _run_chunk(model, global_weights, fed, cfg, method, candidates, ids, scoring, head, pool, follow)
             done["seconds"] = time.perf_counter() - t0
             if path is not None:
                 write_sealed(path, key, done)
@@ -304,6 +301,9 @@ def keep_best(
             best[rule] = pick
 
 
+Followed = dict[Rule, dict[int, dict[str, Any]]]  # per rule, per client id: the followed method's choice record
+
+
 def _run_chunk(
     model: nn.Module,
     global_weights: Weights,
@@ -315,9 +315,13 @@ def _run_chunk(
     scoring: Scoring,
     head: str,
     pool: ValidationPool | None = None,
+    follow: Followed | None = None,
 ) -> dict[str, Any]:
     clients = [fed.clients[i] for i in ids]
-    best = choose(model, global_weights, method, candidates, cfg, clients, head, pool, ids)
+    if follow:
+        best = _followed_picks(model, global_weights, cfg, method, candidates, clients, head, follow)
+    else:
+        best = choose(model, global_weights, method, candidates, cfg, clients, head, pool, ids)
     spec = recipe(method)
     return _scored(
         model,
@@ -331,26 +335,20 @@ def _run_chunk(
     )
 
 
-Followed = dict[Rule, dict[int, dict[str, Any]]]  # per rule, per client id: the followed method's choice record
-
-
-def _run_followed(
+def _followed_picks(
     model: nn.Module,
     global_weights: Weights,
-    fed: Any,
     cfg: Config,
     method: str,
     candidates: list[Any],
-    ids: list[int],
-    scoring: Scoring,
+    clients: list[Any],
     head: str,
     follow: Followed,
-) -> dict[str, Any]:
-    """A control's chunk: each client trained at the grid point the followed method chose for it
-    under each rule (once where the rules agree), scored like any method. Its choice records are
-    the followed method's (the validation scores of that method's model, which made the choice);
-    a client the followed method failed on fails here too."""
-    clients = [fed.clients[i] for i in ids]
+) -> list[dict[str, Pick]]:
+    """A control's picks: each client trained at the grid point the followed method chose for it
+    under each rule (once where the rules agree). Its choice records are the followed method's
+    (the validation scores of that method's model, which made the choice); a client the followed
+    method failed on fails here too."""
     points = [p.model_dump(mode="json") for p in candidates]
     followed = getattr(METHODS[method], "follows", "")
     wanted: list[dict[Rule, int | str]] = []  # per client, per rule: the grid index, or why there is none
@@ -384,17 +382,7 @@ def _run_followed(
             own = float(r["val_accuracy"])
             picks[rule] = Pick(point, candidates[point], trained[k, point], float(r.get("objective", own)), own, others)
         best.append(picks)
-    spec = recipe(method)
-    return _scored(
-        model,
-        scoring,
-        cfg,
-        ids,
-        [c.client_id for c in clients],
-        best,
-        True,
-        lambda params: spec.backbone_frozen(params, cfg.personalize),
-    )
+    return best
 
 
 def _scored(
