@@ -53,10 +53,15 @@ def test_pretrain_writes_verified_weights_and_reuses_them(
     # a run started from them: its global stage starts at the pretrained weights, so its results differ
     cfg = load_config(config, [*tiny, *RUN])
     plain = run_experiment(cfg, tmp_path / "plain")
-    started = run_experiment(load_config(config, [*tiny, *RUN, f"model.init='{out}'"]), tmp_path / "init")
+    init_cfg = load_config(config, [*tiny, *RUN, f"model.init='{out}'"])
+    started = run_experiment(init_cfg, tmp_path / "init")
     assert started["methods"] != plain["methods"]
     info = json.loads((tmp_path / "init" / "run.json").read_text())
     assert info["model"]["init"] == str(out)
+    # a study reuses the finished run: its key is built from the same start (it once was not)
+    from pftlab.experiment.runner import finished_run
+
+    assert finished_run(tmp_path / "init", init_cfg) == started
 
 
 def test_init_loads_the_weights_and_keeps_a_fresh_head_when_asked(quickstart: Path, tmp_path: Path) -> None:

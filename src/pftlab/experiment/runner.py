@@ -800,7 +800,11 @@ def _in_run_order(summary: dict[str, Any], cfg: Config) -> dict[str, Any]:
 
 
 def finished_run(
-    out: Path, cfg: Config, model_fn: ModelFn | None = None, required: tuple[str, ...] | None = None
+    out: Path,
+    cfg: Config,
+    model_fn: ModelFn | None = None,
+    required: tuple[str, ...] | None = None,
+    head: str = "head",
 ) -> dict[str, Any] | None:
     """The summary of this config's finished run in `out` if it verifies (its manifest's key is this
     run's and the files match their sha256: all of them, or the `required` ones), else None.
@@ -813,7 +817,10 @@ def finished_run(
     apply_threads(cfg.runtime.threads, out)
     fed = build_federation(cfg.data, cfg.seed)
     make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
-    key = config_hash(key_parts(cfg, fed, make(fed.input_shape, fed.num_classes), model_fn))
+    model = make(fed.input_shape, fed.num_classes)
+    if cfg.model.init:  # as the run built it: its start's weights are in the key (a run from model.init never verified)
+        load_init(model, cfg.model.init, cfg.model.init_head, head)
+    key = config_hash(key_parts(cfg, fed, model, model_fn))
     if verify_folder(out, key, required) is not None:
         return None
     try:
