@@ -209,9 +209,14 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
         "pftlab": cfg_record,
         f"model/{steps.GLOBAL_MODEL}": ArrayRecord.from_torch_state_dict(weights),
     }
+    # a model two rules both chose (the same record) is sent and scored once, under the first name
+    sent_as: dict[tuple[int, int], str] = {}  # (client, id of the record) -> the name it is sent under
+    source: dict[tuple[str, int], str] = {}  # (name, client) -> the name whose hits it reads
     for name, by_client in chosen.items():
         for cid, record in by_client.items():
-            models[f"model/{name}/{cid}"] = record
+            source[name, cid] = sent_as.setdefault((cid, id(record)), name)
+            if source[name, cid] == name:
+                models[f"model/{name}/{cid}"] = record
     scored = {c: dict(r.content["metrics"]) for c, r in nodes.ask("evaluate", sorted(personal), models).items()}
     timings["evaluate"] = time.perf_counter() - t0
 
@@ -222,7 +227,9 @@ def run_federation(grid: Grid, run_config: dict[str, Any]) -> dict[str, Any]:
     global_row = np.array([int(steps.scalar(scored[j][f"hits/{steps.GLOBAL_MODEL}"])) for j in kept])
     correct = {steps.GLOBAL_MODEL: np.tile(global_row, (len(kept), 1))}
     for name in chosen:
-        correct[name] = np.array([[int(steps.scalar(scored[j][f"hits/{name}/{i}"])) for j in kept] for i in kept])
+        correct[name] = np.array(
+            [[int(steps.scalar(scored[j][f"hits/{source[name, i]}/{i}"])) for j in kept] for i in kept]
+        )
     searched = {name: [r for r in records if r["client"] in kept] for name, records in searched.items()}
 
     out.mkdir(parents=True, exist_ok=True)
@@ -282,8 +289,8 @@ def choices(
             if method not in cross:
                 text = dict(steps.of_type(content["chosen"], ConfigRecord)).get(method)
                 records = json.loads(str(text)) if text is not None else {}
+                model = steps.of_type(content[f"model/{method}"], ArrayRecord)  # one record for every rule
                 for rule in rules:
-                    model = steps.of_type(content[f"model/{method}"], ArrayRecord)
                     models.setdefault(named(method, rule, rules), {})[cid] = model
                     if records:
                         searched.setdefault(named(method, rule, rules), []).append(records[rule])
@@ -303,11 +310,14 @@ def choices(
                     np.nan if own[g] is None else own[g],
                     others_mean(accs, order.index(cid)),
                 )
+            records_of: dict[int, ArrayRecord] = {}  # grid point -> its record: one per point, for every rule
             for rule in rules:
                 pick = best[rule]
                 if isinstance(pick.weights, str):  # not reached: a node whose every point failed fails its reply
                     raise FloatingPointError(f"client {cid}: {method}: no grid point trained")
-                models.setdefault(named(method, rule, rules), {})[cid] = ArrayRecord.from_torch_state_dict(pick.weights)
+                if pick.index not in records_of:
+                    records_of[pick.index] = ArrayRecord.from_torch_state_dict(pick.weights)
+                models.setdefault(named(method, rule, rules), {})[cid] = records_of[pick.index]
                 searched.setdefault(named(method, rule, rules), []).append(pick.record(cid, rule))
     return models, searched
 
