@@ -9,6 +9,9 @@
 #                                                and tables published back. Parts not yet published are skipped.
 # The parts:
 #   heart, digits-quick      every method tuned (configs/grids.toml), both choice rules; heart 10 seeds, digits-quick 5
+#   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, cifar10-dirichlet, cifar10c, 5 seeds,
+#                            one thread per cell (two parts run side by side on a 2-core machine: a third more
+#                            work per hour than one part at two threads)
 #   swap/pairs<k>            covariate shift (a domain per client, iid labels) plus k swapped label pairs, 5 seeds
 #   controls/swaps           FT's model with the global head or backbone put back (defaults, 5 seeds)
 #   controls/ft-10           FT for LP-FT's 10 fine-tuning epochs
@@ -26,7 +29,8 @@ S5="0 1 2 3 4"
 S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
 C=(--seeds $S5 --benchmarks heart digits-quick)
-PARTS=(heart digits-quick swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
+MAIN=(main/colored-mnist main/digits main/fmnist-dirichlet main/cifar10-dirichlet main/cifar10c)
+PARTS=(heart digits-quick "${MAIN[@]}" swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
   controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label pretrained/scratch
   pretrained/fmnist)
 INIT=docs/study/decisive/pretrained/fmnist-cnn.safetensors
@@ -39,6 +43,7 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   case $part in
   heart) "$@" "${G[@]}" --benchmarks heart --seeds $S10 --methods $ALL ;;
   digits-quick) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods $ALL ;;
+  main/*) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S5 --methods $ALL --set runtime.threads=1 ;;
   swap/pairs*) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods ft lp lp-ft \
     --set 'data.partition="iid"' --set "data.swap_pairs=${part#swap/pairs}" ;;
   controls/swaps) "$@" "${C[@]}" --methods ft ft-global-head ft-global-body lp lp-ft ;;
