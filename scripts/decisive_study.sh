@@ -12,6 +12,8 @@
 #   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, cifar10-dirichlet, cifar10c, 5 seeds,
 #                            one thread per cell (two parts run side by side on a 2-core machine: a third more
 #                            work per hour than one part at two threads)
+#   main/mnist-writers-20    the same on mnist-writers cut to its quick size (20 writers of 539): a seed of the full
+#                            benchmark with every method's grid would take about 10 hours here
 #   swap/pairs<k>            covariate shift (a domain per client, iid labels) plus k swapped label pairs, 5 seeds
 #   controls/swaps           FT's model with the global head or backbone put back (defaults, 5 seeds)
 #   controls/ft-10           FT for LP-FT's 10 fine-tuning epochs
@@ -29,7 +31,7 @@ S5="0 1 2 3 4"
 S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
 C=(--seeds $S5 --benchmarks heart digits-quick)
-MAIN=(main/colored-mnist main/digits main/fmnist-dirichlet main/cifar10-dirichlet main/cifar10c)
+MAIN=(main/colored-mnist main/digits main/fmnist-dirichlet main/cifar10-dirichlet main/cifar10c main/mnist-writers-20)
 PARTS=(heart digits-quick "${MAIN[@]}" swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
   controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label pretrained/scratch
   pretrained/fmnist)
@@ -43,6 +45,8 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   case $part in
   heart) "$@" "${G[@]}" --benchmarks heart --seeds $S10 --methods $ALL ;;
   digits-quick) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods $ALL ;;
+  main/mnist-writers-20) "$@" "${G[@]}" --benchmarks mnist-writers --seeds $S5 --methods $ALL --set runtime.threads=1 \
+    --set 'data.size="quick"' ;;
   main/*) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S5 --methods $ALL --set runtime.threads=1 ;;
   swap/pairs*) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods ft lp lp-ft \
     --set 'data.partition="iid"' --set "data.swap_pairs=${part#swap/pairs}" ;;
