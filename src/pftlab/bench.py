@@ -26,6 +26,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
+from scipy import stats
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -263,6 +264,82 @@ def contended(quick: bool) -> dict[str, Any]:
         "pftlab_slowdown": round(busy["pftlab_s"] / alone["pftlab_s"], 3),
         "targets": {"pftlab_slowdown_max": CONTENDED_SLOWDOWN, "ratio": "busy_neighbour.ratio >= alone.ratio"},
     }
+
+
+def _mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean and Student's t 95% interval over repeats (>= 2)."""
+    got = np.array(values, dtype=float)
+    half = float(stats.t.ppf(0.975, len(got) - 1) * got.std(ddof=1) / np.sqrt(len(got)))
+    mean = float(got.mean())
+    return {"mean": round(mean, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)], "n": len(got)}
+
+
+def contended_repeats(repeats: int, quick: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The contended scenario `repeats` times: each repeat is a pair of child processes (alone,
+    beside one busy process), their order alternating from pair to pair so a drift of the
+    machine's speed falls on both scenarios alike. Per pair: pftlab's slowdown and the change of
+    its ratio to the reference (beside a neighbour minus alone); over pairs, their means with
+    Student's t 95% intervals. One pair cannot tell a change of the ratio from the noise between
+    two measurements of the same scenario (several hundredths on this workload); repeats can."""
+    if repeats < 2:
+        raise UserError(f"--contended {repeats}: at least 2 pairs (an interval over pairs needs two)")
+    sampled = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    pairs: list[dict[str, Any]] = []
+    for i in range(repeats):
+        got: dict[bool, dict[str, Any]] = {}
+        for busy in (False, True) if i % 2 == 0 else (True, False):
+            got[busy] = _child("contention_child", f"{busy}, {quick}", sampled)
+        alone, busy_ = got[False], got[True]
+        pair = {
+            "order": "alone first" if i % 2 == 0 else "busy first",
+            "alone": alone,
+            "busy_neighbour": busy_,
+            "pftlab_slowdown": round(busy_["pftlab_s"] / alone["pftlab_s"], 4),
+            "ratio_change": round(busy_["ratio"] - alone["ratio"], 4),
+            "ratio_relative": round(busy_["ratio"] / alone["ratio"], 4),
+        }
+        pairs.append(pair)
+        say(
+            f"pair {i + 1}/{repeats} ({pair['order']}): pftlab {alone['pftlab_s']:.1f} s alone, "
+            f"{busy_['pftlab_s']:.1f} s beside a busy process; ratio {alone['ratio']:.2f}x -> {busy_['ratio']:.2f}x"
+        )
+    return {
+        "pairs": pairs,
+        "pftlab_slowdown": _mean_ci([p["pftlab_slowdown"] for p in pairs]),
+        "ratio_change": _mean_ci([p["ratio_change"] for p in pairs]),
+        "ratio_relative": _mean_ci([p["ratio_relative"] for p in pairs]),
+        "targets": {"pftlab_slowdown_max": CONTENDED_SLOWDOWN, "ratio_change": ">= 0 (no worse than alone)"},
+        "quick": quick,
+    }
+
+
+def contended_markdown(r: dict[str, Any]) -> str:
+    """contended.md: every pair, then the means with their intervals."""
+    lines = [
+        "# pftlab bench --contended",
+        "",
+        "The timed work (pftlab's and the reference's) in child processes, alone and beside one busy process "
+        "(`while True: pass`), threads as pftlab's default chooses them; the pairs' order alternates.",
+        "",
+        "| pair | order | threads alone / busy | pftlab alone | pftlab busy | slowdown | ratio alone | ratio busy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, p in enumerate(r["pairs"], 1):
+        a, b = p["alone"], p["busy_neighbour"]
+        lines.append(
+            f"| {i} | {p['order']} | {a['threads']} / {b['threads']} | {a['pftlab_s']:.2f} s | {b['pftlab_s']:.2f} s "
+            f"| {p['pftlab_slowdown']:.3f}x | {a['ratio']:.3f}x | {b['ratio']:.3f}x |"
+        )
+    s, c, rel = r["pftlab_slowdown"], r["ratio_change"], r["ratio_relative"]
+    lines += [
+        "",
+        f"- pftlab_slowdown: **{s['mean']:.3f}x** [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}] over {s['n']} pairs "
+        f"(target <= {r['targets']['pftlab_slowdown_max']})",
+        f"- ratio to the reference, beside a neighbour minus alone: **{c['mean']:+.3f}** "
+        f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] (target >= 0); as a fraction of alone's: {rel['mean']:.3f} "
+        f"[{rel['ci95'][0]:.3f}, {rel['ci95'][1]:.3f}]",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run_bench(out: Path, say: Callable[[str], None] = print, quick: bool = False) -> dict[str, Any]:

@@ -250,6 +250,8 @@ def _bench(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.scaling:
         return _bench_scaling(Path(args.out), console, args.quick)
+    if args.contended is not None:
+        return _bench_contended(Path(args.out), console, args)
     if args.precision != "fp32" or args.device != "cpu":
         return _bench_precision(Path(args.out), console, args)
     result = run_bench(Path(args.out), lambda line: console.print(line), quick=args.quick)
@@ -270,6 +272,18 @@ def _merge_bench_json(out: Path, section: str, result: dict[str, Any]) -> None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         previous = {}
     write_json(bench_json, {**(previous if isinstance(previous, dict) else {}), section: result})
+
+
+def _bench_contended(out: Path, console: Any, args: argparse.Namespace) -> int:
+    """The contended scenario alone, repeated in alternating pairs: into bench.json (`contended_repeats`)."""
+    from pftlab.bench import contended_markdown, contended_repeats
+    from pftlab.core.io import atomic_write_text
+
+    result = contended_repeats(args.contended, args.quick, lambda line: console.print(line))
+    _merge_bench_json(out, "contended_repeats", result)
+    atomic_write_text(out / "contended.md", contended_markdown(result))
+    print((out / "contended.md").read_text(encoding="utf-8"), end="")
+    return 0
 
 
 def _bench_precision(out: Path, console: Any, args: argparse.Namespace) -> int:
@@ -430,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the scaling benchmark: the same work per client at 100, 1,000 and 10,000 clients, sampled "
         "evaluation; time and peak memory per N into bench.json (`scaling`) and scaling.md",
+    )
+    bench.add_argument(
+        "--contended",
+        type=int,
+        metavar="PAIRS",
+        help="only the contended scenario, PAIRS times (>= 2; alone / beside a busy process, order alternating): "
+        "pftlab's slowdown and the change of its ratio to the reference with 95%% intervals over pairs, into "
+        "bench.json (`contended_repeats`) and contended.md (about 13 minutes a pair on 2 cores)",
     )
     bench.set_defaults(func=_bench)
 

@@ -60,3 +60,30 @@ def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path
     assert scaling["config"]["evaluate"]["mode"] == "sampled"
     md = (tmp_path / "scaling.md").read_text()
     assert "| clients | seconds | ms per client | peak RSS |" in md and "time per client" in md
+
+
+def test_contended_repeats_alternate_and_state_intervals(tmp_path: Path) -> None:
+    (tmp_path / "bench.json").write_text(json.dumps({"speedup_end_to_end": 7.0}))
+    assert main(["bench", "--contended", "2", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["speedup_end_to_end"] == 7.0  # the main bench's figures are kept
+    r = result["contended_repeats"]
+    pairs = r["pairs"]
+    assert [p["order"] for p in pairs] == ["alone first", "busy first"]
+    for p in pairs:
+        a, b = p["alone"], p["busy_neighbour"]
+        assert a["threads_rule"].startswith("auto: ") and b["threads_rule"].startswith("auto: ")
+        assert p["pftlab_slowdown"] == pytest.approx(b["pftlab_s"] / a["pftlab_s"], rel=1e-3)
+        assert p["ratio_change"] == pytest.approx(b["ratio"] - a["ratio"], abs=1e-3)
+    changes = [p["ratio_change"] for p in pairs]
+    c = r["ratio_change"]
+    assert c["n"] == 2 and c["mean"] == pytest.approx(sum(changes) / 2, abs=1e-3)
+    assert c["ci95"][0] <= c["mean"] <= c["ci95"][1]
+    md = (tmp_path / "contended.md").read_text()
+    assert md.count("first |") == 2 and "ratio to the reference, beside a neighbour minus alone" in md
+
+
+def test_contended_needs_two_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--contended", "1", "--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--contended 1: at least 2 pairs" in err and not (tmp_path / "bench.json").exists()
