@@ -26,8 +26,8 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
-from scipy import stats
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
