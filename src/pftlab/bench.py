@@ -27,7 +27,6 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -41,6 +40,7 @@ from pftlab.core.threads import ENV as THREADS_ENV
 from pftlab.core.weights import Weights
 from pftlab.data.benchmarks import build_federation
 from pftlab.data.dataset import FederatedData
+from pftlab.evaluate.intervals import paired_interval
 from pftlab.evaluate.metrics import summarize
 from pftlab.evaluate.scoring import Scoring
 from pftlab.experiment.checkpoint import global_model
@@ -269,9 +269,7 @@ def contended(quick: bool) -> dict[str, Any]:
 def _mean_ci(values: list[float]) -> dict[str, Any]:
     """Mean and Student's t 95% interval over repeats (>= 2)."""
     got = np.array(values, dtype=float)
-    half = float(stats.t.ppf(0.975, len(got) - 1) * got.std(ddof=1) / np.sqrt(len(got)))
-    mean = float(got.mean())
-    return {"mean": round(mean, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)], "n": len(got)}
+    return {"mean": round(float(got.mean()), 4), "ci95": paired_interval(got)["ci95"], "n": len(got)}
 
 
 def contended_repeats(repeats: int, quick: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:

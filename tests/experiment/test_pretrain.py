@@ -12,7 +12,7 @@ from pftlab.cli import main
 from pftlab.core.errors import UserError
 from pftlab.core.io import load_weights, save_weights
 from pftlab.experiment.config import load_config
-from pftlab.experiment.runner import run_experiment
+from pftlab.experiment.runner import finished_run, run_experiment
 from pftlab.models import build_model
 from pftlab.models.init import load_init
 
@@ -59,8 +59,6 @@ def test_pretrain_writes_verified_weights_and_reuses_them(
     info = json.loads((tmp_path / "init" / "run.json").read_text())
     assert info["model"]["init"] == str(out)
     # a study reuses the finished run: its key is built from the same start (it once was not)
-    from pftlab.experiment.runner import finished_run
-
     assert finished_run(tmp_path / "init", init_cfg) == started
 
 

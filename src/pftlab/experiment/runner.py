@@ -607,14 +607,9 @@ def _run_experiment(
     fed = build_federation(cfg.data, cfg.seed)
     timings["data"] = time.perf_counter() - t0
 
-    built = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
-
     def make(shape: tuple[int, ...], classes: int) -> nn.Module:
-        """Built on the CPU (same seed, same weights), started from model.init if given, moved to the device."""
-        module = built(shape, classes)
-        if cfg.model.init:
-            load_init(module, cfg.model.init, cfg.model.init_head, head)
-        return module.to(current_compute().device)
+        """The starting model (built on the CPU: same seed, same weights), moved to the device."""
+        return starting_model(cfg, shape, classes, model_fn, head).to(current_compute().device)
 
     model = make(fed.input_shape, fed.num_classes)
     check_blocks(model, cfg, head)
@@ -799,6 +794,18 @@ def _in_run_order(summary: dict[str, Any], cfg: Config) -> dict[str, Any]:
     return summary
 
 
+def starting_model(
+    cfg: Config, shape: tuple[int, ...], classes: int, model_fn: ModelFn | None = None, head: str = "head"
+) -> nn.Module:
+    """The model a run starts from, on the CPU: built from the seed (or by model_fn), then model.init's
+    weights when given. One place, so a run and the check that reuses it build the same start (the
+    start's weights are in the run's key)."""
+    module = model_fn(shape, classes) if model_fn else build_model(cfg.model, shape, classes, cfg.seed)
+    if cfg.model.init:
+        load_init(module, cfg.model.init, cfg.model.init_head, head)
+    return module
+
+
 def finished_run(
     out: Path,
     cfg: Config,
@@ -816,10 +823,7 @@ def finished_run(
         return None
     apply_threads(cfg.runtime.threads, out)
     fed = build_federation(cfg.data, cfg.seed)
-    make = model_fn or (lambda shape, classes: build_model(cfg.model, shape, classes, cfg.seed))
-    model = make(fed.input_shape, fed.num_classes)
-    if cfg.model.init:  # as the run built it: its start's weights are in the key (a run from model.init never verified)
-        load_init(model, cfg.model.init, cfg.model.init_head, head)
+    model = starting_model(cfg, fed.input_shape, fed.num_classes, model_fn, head)  # its weights are in the key
     key = config_hash(key_parts(cfg, fed, model, model_fn))
     if verify_folder(out, key, required) is not None:
         return None
