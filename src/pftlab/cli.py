@@ -246,6 +246,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     from pftlab.bench import run_bench
 
+    if args.contended is not None and (args.scaling or args.precision != "fp32"):
+        raise UserError("--contended runs alone: leave out --scaling and --precision (one benchmark per call)")
     check_outputs(Path(args.out))
     console = Console(stderr=True)
     if args.scaling:

@@ -87,3 +87,5 @@ def test_contended_needs_two_pairs(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["bench", "--contended", "1", "--quick", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--contended 1: at least 2 pairs" in err and not (tmp_path / "bench.json").exists()
+    assert main(["bench", "--contended", "2", "--scaling", "--quick", "--out", str(tmp_path)]) == 2
+    assert "--contended runs alone" in capsys.readouterr().err and not (tmp_path / "bench.json").exists()
