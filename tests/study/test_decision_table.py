@@ -1,0 +1,72 @@
+"""scripts/decision_table.py: the Decision tables of docs/study/README.md are what the published cells give."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "docs" / "study" / "README.md"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("decision_table", ROOT / "scripts" / "decision_table.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_published_tables_are_what_their_cells_give() -> None:
+    script = load_script()
+    text = README.read_text()
+    assert text.count("<!-- decision-table ") >= 2
+    assert script.refresh(text, README.parent) == text
+    assert script.main(["--check", str(README)]) == 0
+
+
+def test_a_mistyped_number_is_found_and_rewritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = load_script()
+    shutil.copytree(
+        README.parent / "decisive" / "heart",
+        tmp_path / "decisive" / "heart",
+        ignore=shutil.ignore_patterns("*.png", "*.html", "*.safetensors"),
+    )
+    marker = "<!-- decision-table decisive/heart heart local global-model fedrep -->"
+    right = "\n".join(
+        script.table(script.comparisons(tmp_path / "decisive" / "heart", "heart", "local"), ["global-model", "fedrep"])
+    )
+    # LP-FT minus the global model: the cells' own numbers, by hand from report.md's first row
+    assert "| global model | +0.08 [−0.66, 0.82] | −2.08 [−2.96, −1.20] | −1.00 [−1.47, −0.53] |" in right
+    assert right.splitlines()[2].endswith("| LP-FT worse on global and average |")
+    wrong = right.replace("+0.08", "+0.09")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{marker}\n{wrong}\n\nafter\n")
+    assert script.main(["--check", str(readme)]) == 1
+    assert "+0.09" in capsys.readouterr().err
+    assert script.main([str(readme)]) == 0
+    assert readme.read_text() == f"# x\n\n{marker}\n{right}\n\nafter\n"
+    assert script.main(["--check", str(readme)]) == 0
+
+
+def test_the_verdict_groups_metrics_in_order() -> None:
+    verdict = load_script().verdict
+    nothing = {"local": "no difference", "global_balanced": "no difference", "average_balanced": "no difference"}
+    assert verdict(nothing) == "no difference"
+    mixed = {"local": "worse", "global_balanced": "better", "average_balanced": "better"}
+    assert verdict(mixed) == "LP-FT worse on local, better on global and average"
+    assert verdict({**nothing, "global_balanced": "worse"}) == "LP-FT worse on global"
+
+
+def test_a_bad_marker_says_what_is_allowed(tmp_path: Path) -> None:
+    script = load_script()
+    heart = README.parent / "decisive" / "heart"
+    with pytest.raises(SystemExit, match=r"no comparison with lpft; methods: global-model, ft, lp"):
+        script.table(script.comparisons(heart, "heart", "local"), ["lpft"])
+    with pytest.raises(SystemExit, match=r"has benchmarks \['heart'\] and rules \['local', 'cross-site'\]"):
+        script.comparisons(heart, "digits", "local")
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- decision-table"):
+        script.main([str(readme)])
