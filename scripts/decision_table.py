@@ -12,7 +12,14 @@ the seeds its study.json lists) with the report's own statistics (pftlab.study.d
 report.md and decision.csv have them, rounded once from full precision): LP-FT minus each method
 on local, global_balanced and average_balanced, the paired 95% interval over seeds, and the verdict
 after Holm's correction over the report's whole table (the README shows a subset of its rows, so
-"no difference" can stand beside an interval that excludes 0). Without --check the README is
+"no difference" can stand beside an interval that excludes 0). The regime tables (one study per row,
+LP-FT minus one method on local / global_balanced under both choice rules) follow
+
+    <!-- decision-rows ft metrics decisive/swap/pairs0:digits-quick decisive/swap/pairs1:digits-quick -->
+
+(the method; `metrics`: a column per metric, the two rules in each cell, or `rules`: a column per
+rule, the two metrics in each cell; then each row's study:benchmark, in order): their numeric
+cells are rewritten and the rows' label cells kept. Without --check the README is
 rewritten in place; with --check nothing is written and the exit status says whether every table
 already is what its cells give (1, with the first difference, if not).
 """
@@ -46,7 +53,9 @@ NAMES = {
     "ditto": "Ditto",
 }
 HEADER = ["| LP-FT minus | local | global_balanced | average_balanced | verdict |", "|---|---|---|---|---|"]
-MARKER = re.compile(r"^<!-- decision-table (.+) -->$")
+MARKER = re.compile(r"^<!-- decision-(table|rows) (.+) -->$")
+RULES = ("local", "cross-site")
+PAIR_METRICS = ("local", "global_balanced")
 
 
 def number(x: float, sign: bool = False) -> str:
@@ -93,8 +102,39 @@ def table(found: list[Comparison], methods: list[str]) -> list[str]:
     return lines
 
 
+def pair(c: Comparison) -> str:
+    """One comparison as a regime table shows it: the verdict only where there is a difference."""
+    shown = f"{number(c.diff, True)} [{number(c.low)}, {number(c.high)}]"
+    return shown if c.verdict == "no difference" else f"{shown} {c.verdict}"
+
+
+def rows(old: list[str], root: Path, method: str, columns: str, sources: list[str]) -> list[str]:
+    """A regime table's rows, one study per row: LP-FT minus `method`, local / global_balanced under
+    both choice rules, laid out with the rules in the cell and a column per metric
+    (`columns` = metrics) or the metrics in the cell and a column per rule (`columns` = rules). The
+    rows' leading label cells are kept as written."""
+    if columns not in ("metrics", "rules"):
+        raise SystemExit(f"decision_table: decision-rows columns {columns!r}; allowed: metrics, rules")
+    head, body = old[:2], old[2:]
+    if len(body) != len(sources):
+        raise SystemExit(f"decision_table: a decision-rows marker names {len(sources)} studies for {len(body)} rows")
+    out = list(head)
+    for line, source in zip(body, sources, strict=True):
+        study, _, benchmark = source.partition(":")
+        found = {r: {(c.method, c.metric): c for c in comparisons(root / study, benchmark, r)} for r in RULES}
+        if (method, "local") not in found[RULES[0]]:
+            raise SystemExit(f"decision_table: no comparison with {method} in {study}")
+        if columns == "metrics":
+            cells = [" / ".join(pair(found[r][method, m]) for r in RULES) for m in PAIR_METRICS]
+        else:
+            cells = [" / ".join(pair(found[r][method, m]) for m in PAIR_METRICS) for r in RULES]
+        labels = line.strip("|").split("|")[: -len(cells)]
+        out.append("|" + "|".join(labels) + "| " + " | ".join(cells) + " |")
+    return out
+
+
 def refresh(text: str, root: Path) -> str:
-    """`text` with the table under every marker rewritten from its study's cells (folders relative to `root`)."""
+    """`text` with the table under every marker rewritten from its studies' cells (folders relative to `root`)."""
     lines, out, i = text.splitlines(), [], 0
     while i < len(lines):
         out.append(lines[i])
@@ -102,10 +142,16 @@ def refresh(text: str, root: Path) -> str:
         i += 1
         if not marker:
             continue
-        study, benchmark, rule, *methods = marker.group(1).split()
+        start = i
         while i < len(lines) and lines[i].startswith("|"):  # the old table, replaced
             i += 1
-        out.extend(table(comparisons(root / study, benchmark, rule), methods))
+        kind, words = marker.group(1), marker.group(2).split()
+        if kind == "table":
+            study, benchmark, rule, *methods = words
+            out.extend(table(comparisons(root / study, benchmark, rule), methods))
+        else:
+            method, columns, *sources = words
+            out.extend(rows(lines[start:i], root, method, columns, sources))
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
@@ -117,8 +163,8 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     text = args.readme.read_text()
-    if "<!-- decision-table " not in text:
-        raise SystemExit(f"decision_table: no <!-- decision-table ... --> marker in {args.readme}")
+    if not any(MARKER.match(line) for line in text.splitlines()):
+        raise SystemExit(f"decision_table: no <!-- decision-table|decision-rows ... --> marker in {args.readme}")
     new = refresh(text, args.readme.parent)
     if args.check:
         if new == text:

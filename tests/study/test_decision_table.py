@@ -1,6 +1,7 @@
 """scripts/decision_table.py: the Decision tables of docs/study/README.md are what the published cells give."""
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,32 @@ def test_a_mistyped_number_is_found_and_rewritten(tmp_path: Path, capsys: pytest
     assert script.main(["--check", str(readme)]) == 0
 
 
+def test_a_regime_row_keeps_its_labels_and_takes_its_cells_numbers(tmp_path: Path) -> None:
+    script = load_script()
+    shutil.copytree(
+        README.parent / "decisive" / "heart",
+        tmp_path / "decisive" / "heart",
+        ignore=shutil.ignore_patterns("*.png", "*.html", "*.safetensors"),
+    )
+    header = "| stage | benchmark | local choice | cross-site choice |\n|---|---|---|---|"
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"<!-- decision-rows ft rules decisive/heart:heart -->\n{header}\n| FedAvg | heart | 1 / 2 | 3 / 4 |\n"
+    )
+    assert script.main(["--check", str(readme)]) == 1
+    assert script.main([str(readme)]) == 0
+    # LP-FT minus FT on heart, local / global_balanced per rule: the main table's FT row (local choice)
+    row = readme.read_text().splitlines()[3]
+    assert row.startswith("| FedAvg | heart | −1.17 [−2.19, −0.15] / +1.14 [−0.36, 2.64] | ")
+    by_metric = readme.read_text().replace("rules decisive", "metrics decisive")
+    readme.write_text(by_metric)
+    script.main([str(readme)])
+    assert readme.read_text().splitlines()[3].startswith("| FedAvg | heart | −1.17 [−2.19, −0.15] / ")
+    readme.write_text(by_metric.replace("decisive/heart:heart", "decisive/heart:heart decisive/heart:heart"))
+    with pytest.raises(SystemExit, match="names 2 studies for 1 rows"):
+        script.main([str(readme)])
+
+
 def test_the_verdict_groups_metrics_in_order() -> None:
     verdict = load_script().verdict
     nothing = {"local": "no difference", "global_balanced": "no difference", "average_balanced": "no difference"}
@@ -68,5 +95,5 @@ def test_a_bad_marker_says_what_is_allowed(tmp_path: Path) -> None:
         script.comparisons(heart, "digits", "local")
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
-    with pytest.raises(SystemExit, match="no <!-- decision-table"):
+    with pytest.raises(SystemExit, match=re.escape("no <!-- decision-table|decision-rows")):
         script.main([str(readme)])
