@@ -37,3 +37,8 @@ def test_the_table_is_the_paired_mean_over_seeds(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| LP-FT − FT 10 (equal FT epochs)"))
     assert row.split(" | ")[2].lstrip("*").startswith(f"{np.mean(per_seed):+.2f} [")
     assert "### heart (seeds 0, 1, 2, 3, 4)" in text and "### digits-quick (seeds 0, 1, 2, 3, 4)" in text
+    # Holm's family is the tested cells: a cell without a spread over seeds ([–, –]) is left out of the count
+    section = text.split("### digits-quick")[1].split("\n### ")[0]
+    cells = [c for line in section.splitlines() if line.startswith("| ") and "−" in line for c in line.split(" | ")[1:]]
+    untested = sum("[–, –]" in c for c in cells)
+    assert untested > 0 and f"Holm over the {len(cells) - untested} tested comparisons" in section
