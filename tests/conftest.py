@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 # as pftlab/__init__.py does, but before any test module imports torch (ahead of pftlab): OpenMP
 # threads sleep instead of spinning when they wait, so the suite keeps its speed on a loaded machine
@@ -59,3 +62,17 @@ def _offline_data(monkeypatch: pytest.MonkeyPatch) -> Path | None:
         return None
     monkeypatch.setenv("PFTLAB_DATA", str(SHARED_DATA))
     return SHARED_DATA
+
+
+@pytest.fixture
+def script() -> Callable[[str], ModuleType]:
+    """scripts/<name>.py loaded as a module, for the tests of the repository's scripts."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,6 +1,5 @@
 """scripts/controls_report.py: the controls' cross-study table pairs clients across its three studies."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -13,19 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "study" / "decisive" / "controls"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("controls_report", ROOT / "scripts" / "controls_report.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(not (PUBLISHED / "ft-10" / "study.json").exists(), reason="the controls are not published")
-def test_the_table_is_the_paired_mean_over_seeds(tmp_path: Path) -> None:
+def test_the_table_is_the_paired_mean_over_seeds(tmp_path: Path, script) -> None:
     for study in ("swaps", "ft-10", "lp-at-ft-lr"):
         shutil.copytree(PUBLISHED / study / "runs", tmp_path / study / "runs")
-    assert load_script().main([str(tmp_path)]) == 0
+    assert script("controls_report").main([str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     # LP-FT minus FT for 10 epochs, digits-quick, by hand: each seed's mean over clients, then the mean over seeds
     per_seed = []

@@ -1,6 +1,5 @@
 """scripts/decision_table.py: the Decision tables of docs/study/README.md are what the published cells give."""
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -11,32 +10,32 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "docs" / "study" / "README.md"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("decision_table", ROOT / "scripts" / "decision_table.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+HEART = README.parent / "decisive" / "heart"
 
 
-def test_the_published_tables_are_what_their_cells_give() -> None:
-    script = load_script()
+def copy_heart(tmp_path: Path) -> None:
+    """The heart study's cells (not its figures or weights) under tmp_path/decisive/heart."""
+    shutil.copytree(
+        HEART, tmp_path / "decisive" / "heart", ignore=shutil.ignore_patterns("*.png", "*.html", "*.safetensors")
+    )
+
+
+def test_the_published_tables_are_what_their_cells_give(script) -> None:
+    decision_table = script("decision_table")
     text = README.read_text()
     assert text.count("<!-- decision-table ") >= 2
-    assert script.refresh(text, README.parent) == text
-    assert script.main(["--check", str(README)]) == 0
+    assert decision_table.refresh(text, README.parent) == text
+    assert decision_table.main(["--check", str(README)]) == 0
 
 
-def test_a_mistyped_number_is_found_and_rewritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    script = load_script()
-    shutil.copytree(
-        README.parent / "decisive" / "heart",
-        tmp_path / "decisive" / "heart",
-        ignore=shutil.ignore_patterns("*.png", "*.html", "*.safetensors"),
-    )
+def test_a_mistyped_number_is_found_and_rewritten(tmp_path: Path, capsys: pytest.CaptureFixture[str], script) -> None:
+    decision_table = script("decision_table")
+    copy_heart(tmp_path)
     marker = "<!-- decision-table decisive/heart heart local global-model fedrep -->"
     right = "\n".join(
-        script.table(script.comparisons(tmp_path / "decisive" / "heart", "heart", "local"), ["global-model", "fedrep"])
+        decision_table.table(
+            decision_table.comparisons(tmp_path / "decisive" / "heart", "heart", "local"), ["global-model", "fedrep"]
+        )
     )
     # LP-FT minus the global model: the cells' own numbers, by hand from report.md's first row
     assert "| global model | +0.08 [−0.66, 0.82] | −2.08 [−2.96, −1.20] | −1.00 [−1.47, −0.53] |" in right
@@ -44,41 +43,37 @@ def test_a_mistyped_number_is_found_and_rewritten(tmp_path: Path, capsys: pytest
     wrong = right.replace("+0.08", "+0.09")
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{marker}\n{wrong}\n\nafter\n")
-    assert script.main(["--check", str(readme)]) == 1
+    assert decision_table.main(["--check", str(readme)]) == 1
     assert "+0.09" in capsys.readouterr().err
-    assert script.main([str(readme)]) == 0
+    assert decision_table.main([str(readme)]) == 0
     assert readme.read_text() == f"# x\n\n{marker}\n{right}\n\nafter\n"
-    assert script.main(["--check", str(readme)]) == 0
+    assert decision_table.main(["--check", str(readme)]) == 0
 
 
-def test_a_regime_row_keeps_its_labels_and_takes_its_cells_numbers(tmp_path: Path) -> None:
-    script = load_script()
-    shutil.copytree(
-        README.parent / "decisive" / "heart",
-        tmp_path / "decisive" / "heart",
-        ignore=shutil.ignore_patterns("*.png", "*.html", "*.safetensors"),
-    )
+def test_a_regime_row_keeps_its_labels_and_takes_its_cells_numbers(tmp_path: Path, script) -> None:
+    decision_table = script("decision_table")
+    copy_heart(tmp_path)
     header = "| stage | benchmark | local choice | cross-site choice |\n|---|---|---|---|"
     readme = tmp_path / "README.md"
     readme.write_text(
         f"<!-- decision-rows ft rules decisive/heart:heart -->\n{header}\n| FedAvg | heart | 1 / 2 | 3 / 4 |\n"
     )
-    assert script.main(["--check", str(readme)]) == 1
-    assert script.main([str(readme)]) == 0
+    assert decision_table.main(["--check", str(readme)]) == 1
+    assert decision_table.main([str(readme)]) == 0
     # LP-FT minus FT on heart, local / global_balanced per rule: the main table's FT row (local choice)
     row = readme.read_text().splitlines()[3]
     assert row.startswith("| FedAvg | heart | −1.17 [−2.19, −0.15] / +1.14 [−0.36, 2.64] | ")
     by_metric = readme.read_text().replace("rules decisive", "metrics decisive")
     readme.write_text(by_metric)
-    script.main([str(readme)])
+    decision_table.main([str(readme)])
     assert readme.read_text().splitlines()[3].startswith("| FedAvg | heart | −1.17 [−2.19, −0.15] / ")
     readme.write_text(by_metric.replace("decisive/heart:heart", "decisive/heart:heart decisive/heart:heart"))
     with pytest.raises(SystemExit, match="names 2 studies for 1 rows"):
-        script.main([str(readme)])
+        decision_table.main([str(readme)])
 
 
-def test_the_verdict_groups_metrics_in_order() -> None:
-    verdict = load_script().verdict
+def test_the_verdict_groups_metrics_in_order(script) -> None:
+    verdict = script("decision_table").verdict
     nothing = {"local": "no difference", "global_balanced": "no difference", "average_balanced": "no difference"}
     assert verdict(nothing) == "no difference"
     mixed = {"local": "worse", "global_balanced": "better", "average_balanced": "better"}
@@ -86,14 +81,14 @@ def test_the_verdict_groups_metrics_in_order() -> None:
     assert verdict({**nothing, "global_balanced": "worse"}) == "LP-FT worse on global"
 
 
-def test_a_bad_marker_says_what_is_allowed(tmp_path: Path) -> None:
-    script = load_script()
-    heart = README.parent / "decisive" / "heart"
+def test_a_bad_marker_says_what_is_allowed(tmp_path: Path, script) -> None:
+    decision_table = script("decision_table")
+    heart = HEART
     with pytest.raises(SystemExit, match=r"no comparison with lpft; methods: global-model, ft, lp"):
-        script.table(script.comparisons(heart, "heart", "local"), ["lpft"])
+        decision_table.table(decision_table.comparisons(heart, "heart", "local"), ["lpft"])
     with pytest.raises(SystemExit, match=r"has benchmarks \['heart'\] and rules \['local', 'cross-site'\]"):
-        script.comparisons(heart, "digits", "local")
+        decision_table.comparisons(heart, "digits", "local")
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match=re.escape("no <!-- decision-table|decision-rows")):
-        script.main([str(readme)])
+        decision_table.main([str(readme)])
