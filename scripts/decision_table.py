@@ -1,6 +1,6 @@
 """The Decision tables of docs/study/README.md, computed from the published cells.
 
-Usage: python scripts/decision_table.py [--check] [README, default docs/study/README.md]
+Usage: python scripts/decision_table.py [--check] [--figure PNG] [README, default docs/study/README.md]
 
 Each table in README follows a marker line that says where its numbers come from:
 
@@ -21,7 +21,8 @@ LP-FT minus one method on local / global_balanced under both choice rules) follo
 rule, the two metrics in each cell; then each row's study:benchmark, in order): their numeric
 cells are rewritten and the rows' label cells kept. Without --check the README is
 rewritten in place; with --check nothing is written and the exit status says whether every table
-already is what its cells give (1, with the first difference, if not).
+already is what its cells give (1, with the first difference, if not). --figure PNG also draws the
+decision-table markers' benchmarks in one figure (both rules, local and global_balanced).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ HEADER = ["| LP-FT minus | local | global_balanced | average_balanced | verdict 
 MARKER = re.compile(r"^<!-- decision-(table|rows) (.+) -->$")
 RULES = ("local", "cross-site")
 PAIR_METRICS = ("local", "global_balanced")
+PER_BAND = 4  # benchmarks per band of the figure
 
 
 def number(x: float, sign: bool = False) -> str:
@@ -155,9 +157,75 @@ def refresh(text: str, root: Path) -> str:
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
+def figure(text: str, root: Path, path: Path) -> None:
+    """The main decision at a glance: per benchmark (a decision-table marker), LP-FT minus every
+    method its study compares on local and global_balanced (one row per method across panels), the
+    95% interval under both choice rules (local: circle, cross-site: square), green where LP-FT is
+    significantly better, red where worse, grey otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pftlab.core.io import write_png
+
+    panels = []
+    for line in text.splitlines():
+        marker = MARKER.match(line)
+        if marker and marker.group(1) == "table":
+            study, benchmark = marker.group(2).split()[:2]
+            found = {r: {(c.method, c.metric): c for c in comparisons(root / study, benchmark, r)} for r in RULES}
+            seeds = len(json.loads((root / study / "study.json").read_text())["seeds"])
+            panels.append((f"{benchmark} ({seeds} seeds)", found))
+    if not panels:
+        raise SystemExit("decision_table: no decision-table marker to draw")
+    # every method any panel compares, in one order, so that a row is the same method across panels
+    present = {m for _, found in panels for r in RULES for m, _ in found[r]}
+    methods = [m for m in NAMES if m in present] + sorted(present - set(NAMES))
+    colors = {"better": "#1a9850", "worse": "#d73027"}
+    rows = len(methods)
+    width = min(len(panels), PER_BAND)  # benchmarks side by side; more wrap into another band below
+    bands = -(-len(panels) // width)
+    grid = (bands * len(PAIR_METRICS), width)
+    height = (0.32 * rows + 0.8) * grid[0] + 0.5
+    fig, axes = plt.subplots(*grid, figsize=(3.6 * width + 1.2, height), squeeze=False)
+    for k in range(len(panels), bands * width):  # the last band's empty places
+        for m in range(len(PAIR_METRICS)):
+            axes[(k // width) * len(PAIR_METRICS) + m][k % width].set_visible(False)
+    for k, (title, found) in enumerate(panels):
+        band, col = divmod(k, width)
+        for m, metric in enumerate(PAIR_METRICS):
+            row = band * len(PAIR_METRICS) + m
+            ax = axes[row][col]
+            ax.axvline(0, color="black", lw=0.8)
+            for y, method in enumerate(methods):
+                for offset, rule, shape in ((-0.17, RULES[0], "o"), (0.17, RULES[1], "s")):
+                    c = found[rule].get((method, metric))
+                    if c is None:  # not in this benchmark's study
+                        continue
+                    color = colors.get(c.verdict, "#7f7f7f")
+                    ax.plot([c.low, c.high], [y + offset] * 2, color=color, lw=1.6)
+                    ax.plot([c.diff], [y + offset], shape, color=color, ms=4)
+            ax.set_yticks(range(len(methods)), [NAMES.get(m, m) for m in methods] if col == 0 else [])
+            ax.set_ylim(len(methods) - 0.5, -0.5)
+            ax.grid(axis="x", color="#dddddd", lw=0.6)
+            ax.set_title(f"{title}: {metric}", fontsize=9)
+            if m == len(PAIR_METRICS) - 1:
+                ax.set_xlabel("LP-FT minus the method (points)", fontsize=8)
+            ax.tick_params(labelsize=8)
+    fig.suptitle(
+        "LP-FT against each method after equal tuning (95% interval over seeds)\ncircle: local choice, square: "
+        "cross-site choice; green / red: LP-FT significantly better / worse after Holm",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))  # room for the title
+    write_png(path, fig)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("readme", nargs="?", default="docs/study/README.md", type=Path)
+    parser.add_argument("--figure", type=Path, metavar="PNG", help="also draw the decision-table markers' tables")
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a table is not what its cells give"
     )
@@ -174,6 +242,8 @@ def main(argv: list[str]) -> int:
         return 1
     if new != text:
         atomic_write_text(args.readme, new)
+    if args.figure:
+        figure(new, args.readme.parent, args.figure)
     return 0
 
 

@@ -8,7 +8,7 @@
 #                                                CPU, as they ran) and its report.md, report.html, decision.csv
 #                                                and tables published back. Parts not yet published are skipped.
 #                                                Then docs/study/README.md's Decision tables are rewritten from
-#                                                the cells (scripts/decision_table.py).
+#                                                the cells and drawn (scripts/decision_table.py).
 # The parts:
 #   heart, digits-quick      every method tuned (configs/grids.toml), both choice rules; heart 10 seeds, digits-quick 5
 #   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, cifar10-dirichlet, cifar10c, 5 seeds,
@@ -82,7 +82,7 @@ print(" ".join(["--benchmarks", *s["benchmarks"], "--seeds", *map(str, s["seeds"
   # the controls compared across their three studies (paired: they share each seed's global model)
   [[ ! -f docs/study/decisive/controls/swaps/study.json ]] || "${PYTHON:-python}" scripts/controls_report.py >/dev/null
   # the Decision tables of docs/study/README.md, from the cells (each table's marker names its study)
-  "${PYTHON:-python}" scripts/decision_table.py docs/study/README.md
+  "${PYTHON:-python}" scripts/decision_table.py --figure docs/study/decisive/decision.png docs/study/README.md
   exit 0
 fi
 root=${1:-runs/decisive-study}

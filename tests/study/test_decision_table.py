@@ -92,3 +92,18 @@ def test_a_bad_marker_says_what_is_allowed(tmp_path: Path, script) -> None:
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match=re.escape("no <!-- decision-table|decision-rows")):
         decision_table.main([str(readme)])
+
+
+def test_the_figure_draws_every_benchmark_the_same_way_twice(tmp_path: Path, script) -> None:
+    decision_table = script("decision_table")
+    copy_heart(tmp_path)
+    marker = "<!-- decision-table decisive/heart heart local ft -->"
+    one, two = tmp_path / "one.png", tmp_path / "two.png"
+    decision_table.figure(marker, tmp_path, one)
+    decision_table.figure(marker, tmp_path, two)
+    assert one.read_bytes() == two.read_bytes()  # no date or software in the bytes
+    decision_table.figure("\n".join([marker] * 3), tmp_path, two)  # three benchmarks: three columns
+    width = [int.from_bytes(p.read_bytes()[16:20], "big") for p in (one, two)]  # the PNG header's width
+    assert width[1] > 1.5 * width[0]
+    with pytest.raises(SystemExit, match="no decision-table marker to draw"):
+        decision_table.figure("text", tmp_path, one)
