@@ -19,10 +19,16 @@ LP-FT minus one method on local / global_balanced under both choice rules) follo
 
 (the method; `metrics`: a column per metric, the two rules in each cell, or `rules`: a column per
 rule, the two metrics in each cell; then each row's study:benchmark, in order): their numeric
-cells are rewritten and the rows' label cells kept. Without --check the README is
-rewritten in place; with --check nothing is written and the exit status says whether every table
-already is what its cells give (1, with the first difference, if not). --figure PNG also draws the
-decision-table markers' benchmarks in one figure (both rules, local and global_balanced).
+cells are rewritten and the rows' label cells kept. Paired differences within one study follow
+
+    <!-- decision-diffs decisive/label fmnist-dirichlet ft:global-model lp-ft:ft -->
+
+(each row A:B: local and global_balanced under the local choice, the cross-site choice's in brackets;
+Student's t over seeds, not adjusted, except LP-FT's rows, which are the report's, with their
+verdict). Without --check the README is rewritten in place; with --check nothing is written and
+the exit status says whether every table already is what its cells give (1, with the first
+difference, if not). --figure PNG also draws the decision-table markers' benchmarks in one figure
+(both rules, local and global_balanced).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import sys
 from pathlib import Path
 
 from pftlab.core.io import atomic_write_text
-from pftlab.study.decision import Comparison, by_rule, decide, read_clients
+from pftlab.study.decision import Comparison, by_rule, decide, paired, read_clients, with_average
 
 METRICS = {"local": "local", "global_balanced": "global", "average_balanced": "average"}
 NAMES = {
@@ -54,7 +60,7 @@ NAMES = {
     "ditto": "Ditto",
 }
 HEADER = ["| LP-FT minus | local | global_balanced | average_balanced | verdict |", "|---|---|---|---|---|"]
-MARKER = re.compile(r"^<!-- decision-(table|rows) (.+) -->$")
+MARKER = re.compile(r"^<!-- decision-(table|rows|diffs) (.+) -->$")
 RULES = ("local", "cross-site")
 PAIR_METRICS = ("local", "global_balanced")
 PER_BAND = 4  # benchmarks per band of the figure
@@ -135,6 +141,39 @@ def rows(old: list[str], root: Path, method: str, columns: str, sources: list[st
     return out
 
 
+def diffs(old: list[str], root: Path, study: str, benchmark: str, pairs: list[str]) -> list[str]:
+    """A table of paired differences A - B within one study, one row per `A:B` pair: local and
+    global_balanced under the local choice, the cross-site choice's in brackets. Student's t over the
+    seeds' means (pftlab.study.decision.paired), not adjusted, no verdict; except where A is LP-FT,
+    whose rows are the report's comparisons with their Holm verdict. The rows' label cells are kept."""
+    head, body = old[:2], old[2:]
+    if len(body) != len(pairs):
+        raise SystemExit(f"decision_table: a decision-diffs marker names {len(pairs)} pairs for {len(body)} rows")
+    record = json.loads((root / study / "study.json").read_text())
+    runs, rules = root / study / "runs" / benchmark, record["choice_rules"]
+    tables = [with_average(read_clients(runs / f"seed{s}" / "clients.csv")) for s in record["seeds"]]
+    cells: dict[tuple[str, str], list[str]] = {}
+    for rule in RULES:
+        chosen = [by_rule(t, rules, rule) for t in tables]
+        decided = {(c.method, c.metric): c for c in comparisons(root / study, benchmark, rule)}
+        for a, _, b in (p.partition(":") for p in pairs):
+            for metric in PAIR_METRICS:
+                if any(a not in t or b not in t for t in chosen):
+                    raise SystemExit(f"decision_table: {study} has no {a} or no {b} under the {rule} choice")
+                if a == "lp-ft":
+                    shown = pair(decided[b, metric])
+                else:
+                    r = paired([t[a][metric] for t in chosen], [t[b][metric] for t in chosen])
+                    shown = f"{number(r.diff, True)} [{number(r.low)}, {number(r.high)}]"
+                cells.setdefault((f"{a}:{b}", metric), []).append(shown)
+    out = list(head)
+    for line, p in zip(body, pairs, strict=True):
+        shown = [f"{mine} ({theirs})" for mine, theirs in (cells[p, m] for m in PAIR_METRICS)]
+        labels = line.strip("|").split("|")[: -len(shown)]
+        out.append("|" + "|".join(labels) + "| " + " | ".join(shown) + " |")
+    return out
+
+
 def refresh(text: str, root: Path) -> str:
     """`text` with the table under every marker rewritten from its studies' cells (folders relative to `root`)."""
     lines, out, i = text.splitlines(), [], 0
@@ -151,9 +190,12 @@ def refresh(text: str, root: Path) -> str:
         if kind == "table":
             study, benchmark, rule, *methods = words
             out.extend(table(comparisons(root / study, benchmark, rule), methods))
-        else:
+        elif kind == "rows":
             method, columns, *sources = words
             out.extend(rows(lines[start:i], root, method, columns, sources))
+        else:
+            study, benchmark, *pairs = words
+            out.extend(diffs(lines[start:i], root, study, benchmark, pairs))
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 

@@ -72,6 +72,31 @@ def test_a_regime_row_keeps_its_labels_and_takes_its_cells_numbers(tmp_path: Pat
         decision_table.main([str(readme)])
 
 
+def test_a_difference_within_a_study_is_the_paired_t_over_seeds(tmp_path: Path, script) -> None:
+    import numpy as np
+
+    from pftlab.study.decision import read_clients
+
+    decision_table = script("decision_table")
+    copy_heart(tmp_path)
+    readme = tmp_path / "README.md"
+    header = "| A − B | local | global_balanced |\n|---|---|---|"
+    readme.write_text(f"<!-- decision-diffs decisive/heart heart ft:lp -->\n{header}\n| FT − LP | x | y |\n")
+    assert decision_table.main([str(readme)]) == 0
+    row = readme.read_text().splitlines()[3]
+    # by hand: each seed's mean over clients of FT - LP (local choice), then the mean over the 10 seeds
+    runs = tmp_path / "decisive" / "heart" / "runs" / "heart"
+    per_seed = []
+    for s in range(10):
+        t = read_clients(runs / f"seed{s}" / "clients.csv")
+        per_seed.append(np.mean(t["ft"]["local"] - t["lp"]["local"]))
+    assert row.startswith(f"| FT − LP | {np.mean(per_seed):+.2f} [".replace("-", "−"))
+    assert "worse" not in row and "better" not in row  # not LP-FT's row: no verdict
+    readme.write_text(f"<!-- decision-diffs decisive/heart heart ft:lpft -->\n{header}\n| FT − LP | x | y |\n")
+    with pytest.raises(SystemExit, match="has no ft or no lpft under the local choice"):
+        decision_table.main([str(readme)])
+
+
 def test_the_verdict_groups_metrics_in_order(script) -> None:
     verdict = script("decision_table").verdict
     nothing = {"local": "no difference", "global_balanced": "no difference", "average_balanced": "no difference"}
