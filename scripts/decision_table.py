@@ -168,9 +168,9 @@ def diffs(old: list[str], root: Path, study: str, benchmark: str, pairs: list[st
                 cells.setdefault((f"{a}:{b}", metric), []).append(shown)
     out = list(head)
     for line, p in zip(body, pairs, strict=True):
-        shown = [f"{mine} ({theirs})" for mine, theirs in (cells[p, m] for m in PAIR_METRICS)]
-        labels = line.strip("|").split("|")[: -len(shown)]
-        out.append("|" + "|".join(labels) + "| " + " | ".join(shown) + " |")
+        both = [f"{mine} ({theirs})" for mine, theirs in (cells[p, m] for m in PAIR_METRICS)]
+        labels = line.strip("|").split("|")[: -len(both)]
+        out.append("|" + "|".join(labels) + "| " + " | ".join(both) + " |")
     return out
 
 
