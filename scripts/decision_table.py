@@ -34,6 +34,7 @@ difference, if not). --figure PNG also draws the decision-table markers' benchma
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -82,6 +83,13 @@ def verdict(verdicts: dict[str, str]) -> str:
     return "LP-FT " + ", ".join(f"{word} on {' and '.join(ms)}" for word, ms in groups.items())
 
 
+def relabelled(line: str, cells: list[str]) -> str:
+    """A table row with its leading label cells kept and its last len(cells) cells replaced."""
+    labels = line.strip("|").split("|")[: -len(cells)]
+    return "|" + "|".join(labels) + "| " + " | ".join(cells) + " |"
+
+
+@functools.cache  # a study's comparisons serve several tables and the figure: computed once
 def comparisons(study: Path, benchmark: str, rule: str) -> list[Comparison]:
     """LP-FT against every method of one benchmark and choice rule, from a published study's cells."""
     record = json.loads((study / "study.json").read_text())
@@ -136,8 +144,7 @@ def rows(old: list[str], root: Path, method: str, columns: str, sources: list[st
             cells = [" / ".join(pair(found[r][method, m]) for r in RULES) for m in PAIR_METRICS]
         else:
             cells = [" / ".join(pair(found[r][method, m]) for m in PAIR_METRICS) for r in RULES]
-        labels = line.strip("|").split("|")[: -len(cells)]
-        out.append("|" + "|".join(labels) + "| " + " | ".join(cells) + " |")
+        out.append(relabelled(line, cells))
     return out
 
 
@@ -169,8 +176,7 @@ def diffs(old: list[str], root: Path, study: str, benchmark: str, pairs: list[st
     out = list(head)
     for line, p in zip(body, pairs, strict=True):
         both = [f"{mine} ({theirs})" for mine, theirs in (cells[p, m] for m in PAIR_METRICS)]
-        labels = line.strip("|").split("|")[: -len(both)]
-        out.append("|" + "|".join(labels) + "| " + " | ".join(both) + " |")
+        out.append(relabelled(line, both))
     return out
 
 
@@ -272,6 +278,8 @@ def main(argv: list[str]) -> int:
         "--check", action="store_true", help="write nothing; exit 1 if a table is not what its cells give"
     )
     args = parser.parse_args(argv)
+    if args.check and args.figure:
+        parser.error("--check writes nothing: leave out --figure")
     text = args.readme.read_text()
     if not any(MARKER.match(line) for line in text.splitlines()):
         raise SystemExit(f"decision_table: no <!-- decision-table|decision-rows ... --> marker in {args.readme}")
