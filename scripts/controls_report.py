@@ -18,29 +18,29 @@ from pathlib import Path
 import numpy as np
 
 from pftlab.core.io import atomic_write_text
-from pftlab.study.decision import Clients, holm, paired, read_clients, verdict
+from pftlab.study.decision import Clients, Paired, holm, paired, read_clients, verdict
 
 METRICS = ("local", "global_balanced", "distortion_own")
-# (what the row asks, A, B): A and B are (study, method)
-ROWS = [
-    ("FT − global model (FT's whole change)", ("swaps", "ft"), ("swaps", "global-model")),
-    (
+# key (for docs/study/README.md's decision-controls marker): (what the row asks, A, B); A and B are (study, method)
+ROWS = {
+    "whole": ("FT − global model (FT's whole change)", ("swaps", "ft"), ("swaps", "global-model")),
+    "features": (
         "FT's backbone + global head − global model (the features' part)",
         ("swaps", "ft-global-head"),
         ("swaps", "global-model"),
     ),
-    (
+    "head": (
         "global backbone + FT's head − global model (the head's part)",
         ("swaps", "ft-global-body"),
         ("swaps", "global-model"),
     ),
-    ("LP − global model (a head fitted at lr 0.1)", ("swaps", "lp"), ("swaps", "global-model")),
-    ("FT 10 epochs − FT 15", ("ft-10", "ft"), ("swaps", "ft")),
-    ("LP-FT − FT 15 (the study's comparison)", ("swaps", "lp-ft"), ("swaps", "ft")),
-    ("LP-FT − FT 10 (equal FT epochs)", ("swaps", "lp-ft"), ("ft-10", "ft")),
-    ("LP-FT with LP at lr 0.01 − LP-FT", ("lp-at-ft-lr", "lp-ft"), ("swaps", "lp-ft")),
-    ("LP-FT with LP at lr 0.01 − FT 10", ("lp-at-ft-lr", "lp-ft"), ("ft-10", "ft")),
-]
+    "lp": ("LP − global model (a head fitted at lr 0.1)", ("swaps", "lp"), ("swaps", "global-model")),
+    "ft-10": ("FT 10 epochs − FT 15", ("ft-10", "ft"), ("swaps", "ft")),
+    "lp-ft": ("LP-FT − FT 15 (the study's comparison)", ("swaps", "lp-ft"), ("swaps", "ft")),
+    "lp-ft-10": ("LP-FT − FT 10 (equal FT epochs)", ("swaps", "lp-ft"), ("ft-10", "ft")),
+    "lp-lr": ("LP-FT with LP at lr 0.01 − LP-FT", ("lp-at-ft-lr", "lp-ft"), ("swaps", "lp-ft")),
+    "lp-lr-10": ("LP-FT with LP at lr 0.01 − FT 10", ("lp-at-ft-lr", "lp-ft"), ("ft-10", "ft")),
+}
 LABELS = {
     ("swaps", "global-model"): "global model",
     ("swaps", "ft"): "FT (15 epochs)",
@@ -66,9 +66,34 @@ def fmt(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{x:+.2f}"
 
 
-def benchmark_section(root: Path, benchmark: str) -> str:
+def studies(root: Path, benchmark: str) -> tuple[dict[str, dict[int, Clients]], list[int]]:
+    """The three studies' finished cells of `benchmark`, and the seeds finished in all three."""
     data = {s: cells(root / s, benchmark) for s in ("swaps", "ft-10", "lp-at-ft-lr")}
-    seeds = sorted(set.intersection(*(set(d) for d in data.values())))
+    return data, sorted(set.intersection(*(set(d) for d in data.values())))
+
+
+def differences(root: Path, benchmark: str) -> dict[str, list[tuple[Paired, float]]]:
+    """ROWS' key -> per metric, the paired difference A - B over the seeds finished in all three
+    studies and its p-value after Holm over the benchmark's tested comparisons (nan: not tested)."""
+    data, seeds = studies(root, benchmark)
+    if not seeds:
+        raise SystemExit(f"controls_report: no seed of {benchmark} finished in all three studies under {root}")
+    results = [
+        paired([data[a[0]][s][a[1]][k] for s in seeds], [data[b[0]][s][b[1]][k] for s in seeds])
+        for _, a, b in ROWS.values()
+        for k in METRICS
+    ]
+    adjusted = iter(holm([r.p for r in results]))
+    found = iter(results)
+    return {key: [(next(found), next(adjusted)) for _ in METRICS] for key in ROWS}
+
+
+def significant(result: Paired, p_adjusted: float) -> bool:
+    return verdict(result.diff, p_adjusted) not in ("no difference", "not tested")
+
+
+def benchmark_section(root: Path, benchmark: str) -> str:
+    data, seeds = studies(root, benchmark)
     if not seeds:
         return f"### {benchmark}\n\nNo seed finished in all three studies.\n"
     lines = [f"### {benchmark} (seeds {', '.join(map(str, seeds))})", ""]
@@ -76,22 +101,16 @@ def benchmark_section(root: Path, benchmark: str) -> str:
     for (study, method), label in LABELS.items():
         means = [np.mean([np.nanmean(data[study][s][method][k]) for s in seeds]) for k in METRICS]
         lines.append(f"| {label} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
-    results = []
-    for _, a, b in ROWS:
-        for k in METRICS:
-            results.append(paired([data[a[0]][s][a[1]][k] for s in seeds], [data[b[0]][s][b[1]][k] for s in seeds]))
-    adjusted = holm([r.p for r in results])
+    found = differences(root, benchmark)
     lines += ["", "| A minus B | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for i, (question, _, _) in enumerate(ROWS):
+    for key, (question, _, _) in ROWS.items():
         row = []
-        for j in range(len(METRICS)):
-            r, p = results[i * len(METRICS) + j], adjusted[i * len(METRICS) + j]
-            v = verdict(r.diff, p)
-            mark = "" if v in ("no difference", "not tested") else "**"
+        for r, p in found[key]:
+            mark = "**" if significant(r, p) else ""
             row.append(f"{mark}{fmt(r.diff)} [{fmt(r.low)}, {fmt(r.high)}]{mark}")
         lines.append(f"| {question} | " + " | ".join(row) + " |")
-    tested = sum(1 for r in results if np.isfinite(r.p))
-    untested = len(results) - tested
+    tested = sum(1 for cells in found.values() for r, _ in cells if np.isfinite(r.p))
+    untested = len(ROWS) * len(METRICS) - tested
     lines += [
         "",
         f"Holm over the {tested} tested comparisons of this table"

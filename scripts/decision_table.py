@@ -25,9 +25,18 @@ cells are rewritten and the rows' label cells kept. Paired differences within on
 
 (each row A:B: local and global_balanced under the local choice, the cross-site choice's in brackets;
 Student's t over seeds, not adjusted, except LP-FT's rows, which are the report's, with their
-verdict). Without --check the README is rewritten in place; with --check nothing is written and
-the exit status says whether every table already is what its cells give (1, with the first
-difference, if not). --figure PNG also draws the decision-table markers' benchmarks in one figure
+verdict). The controls' table (differences across the three studies of the controls, which share
+each seed's global model) follows
+
+    <!-- decision-controls decisive/controls digits-quick whole features head lp-ft-10 -->
+
+(the controls' folder, the benchmark, then each row's key of scripts/controls_report.py's ROWS):
+local, global_balanced and distortion_own, bold where significant after Holm over the benchmark's
+tested comparisons, as controls/report.md has them; the rows' label cells are kept.
+
+Without --check the README is rewritten in place; with --check nothing is written and the exit
+status says whether every table already is what its cells give (1, with the first difference, if
+not). --figure PNG also draws the decision-table markers' benchmarks in one figure
 (both rules, local and global_balanced).
 """
 
@@ -61,7 +70,7 @@ NAMES = {
     "ditto": "Ditto",
 }
 HEADER = ["| LP-FT minus | local | global_balanced | average_balanced | verdict |", "|---|---|---|---|---|"]
-MARKER = re.compile(r"^<!-- decision-(table|rows|diffs) (.+) -->$")
+MARKER = re.compile(r"^<!-- decision-(table|rows|diffs|controls) (.+) -->$")
 RULES = ("local", "cross-site")
 PAIR_METRICS = ("local", "global_balanced")
 PER_BAND = 4  # benchmarks per band of the figure
@@ -180,6 +189,34 @@ def diffs(old: list[str], root: Path, study: str, benchmark: str, pairs: list[st
     return out
 
 
+def controls(old: list[str], root: Path, benchmark: str, keys: list[str]) -> list[str]:
+    """The controls' differences A - B (scripts/controls_report.py: its rows, statistics and Holm
+    family), one row per key of its ROWS, in the README's number format; label cells kept."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("controls_report", Path(__file__).with_name("controls_report.py"))
+    assert spec and spec.loader
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    head, body = old[:2], old[2:]
+    if len(body) != len(keys):
+        raise SystemExit(f"decision_table: a decision-controls marker names {len(keys)} rows for {len(body)} rows")
+    if unknown := [k for k in keys if k not in report.ROWS]:
+        raise SystemExit(f"decision_table: no control row {unknown[0]!r}; rows: {', '.join(report.ROWS)}")
+    found = report.differences(root, benchmark)
+    out = list(head)
+    for line, key in zip(body, keys, strict=True):
+        cells = []
+        for r, p in found[key]:
+            if r.p != r.p:  # nan: no spread across seeds, not tested
+                cells.append(f"{number(r.diff, True)} (not tested)")
+                continue
+            mark = "**" if report.significant(r, p) else ""
+            cells.append(f"{mark}{number(r.diff, True)} [{number(r.low)}, {number(r.high)}]{mark}")
+        out.append(relabelled(line, cells))
+    return out
+
+
 def refresh(text: str, root: Path) -> str:
     """`text` with the table under every marker rewritten from its studies' cells (folders relative to `root`)."""
     lines, out, i = text.splitlines(), [], 0
@@ -199,6 +236,9 @@ def refresh(text: str, root: Path) -> str:
         elif kind == "rows":
             method, columns, *sources = words
             out.extend(rows(lines[start:i], root, method, columns, sources))
+        elif kind == "controls":
+            folder, benchmark, *keys = words
+            out.extend(controls(lines[start:i], root / folder, benchmark, keys))
         else:
             study, benchmark, *pairs = words
             out.extend(diffs(lines[start:i], root, study, benchmark, pairs))
@@ -282,7 +322,7 @@ def main(argv: list[str]) -> int:
         parser.error("--check writes nothing: leave out --figure")
     text = args.readme.read_text()
     if not any(MARKER.match(line) for line in text.splitlines()):
-        raise SystemExit(f"decision_table: no <!-- decision-table|decision-rows ... --> marker in {args.readme}")
+        raise SystemExit(f"decision_table: no <!-- decision-table|rows|diffs|controls ... --> marker in {args.readme}")
     new = refresh(text, args.readme.parent)
     if args.check:
         if new == text:

@@ -115,7 +115,32 @@ def test_a_bad_marker_says_what_is_allowed(tmp_path: Path, script) -> None:
         decision_table.comparisons(heart, "digits", "local")
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
-    with pytest.raises(SystemExit, match=re.escape("no <!-- decision-table|decision-rows")):
+    with pytest.raises(SystemExit, match=re.escape("no <!-- decision-table|rows|diffs|controls")):
+        decision_table.main([str(readme)])
+
+
+def test_a_controls_row_is_the_controls_reports_row(tmp_path: Path, script) -> None:
+    decision_table = script("decision_table")
+    controls = README.parent / "decisive" / "controls"
+    for study in ("swaps", "ft-10", "lp-at-ft-lr"):
+        shutil.copytree(controls / study / "runs", tmp_path / "c" / study / "runs")
+    readme = tmp_path / "README.md"
+    header = "| A − B | local | global_balanced | distortion_own |\n|---|---|---|---|"
+    readme.write_text(
+        f"<!-- decision-controls c digits-quick lp-ft-10 head -->\n{header}\n| mine | 1 | 2 | 3 |\n| h | 4 | 5 | 6 |\n"
+    )
+    assert decision_table.main([str(readme)]) == 0
+    rows = readme.read_text().splitlines()[3:]
+    # the same numbers as controls/report.md's rows (its own format: ASCII minus, a + on every bound)
+    report = (controls / "report.md").read_text().split("### digits-quick")[1]
+    theirs = next(line for line in report.splitlines() if line.startswith("| LP-FT − FT 10 (equal FT epochs) |"))
+    assert rows[0].startswith("| mine | ")
+    assert rows[0].split(" | ")[1:] == [
+        c.replace("-", "−").replace("[+", "[").replace(", +", ", ") for c in theirs.split(" | ")[1:]
+    ]
+    assert rows[1].endswith("| +0.00 (not tested) |")  # the head's part moves no feature: 0 in every seed
+    readme.write_text(f"<!-- decision-controls c digits-quick heads -->\n{header}\n| x | 1 | 2 | 3 |\n")
+    with pytest.raises(SystemExit, match=r"no control row 'heads'; rows: whole, features, head, lp, ft-10"):
         decision_table.main([str(readme)])
 
 
