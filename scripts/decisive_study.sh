@@ -11,9 +11,10 @@
 #                                                the cells and drawn (scripts/decision_table.py).
 # The parts:
 #   heart, digits-quick      every method tuned (configs/grids.toml), both choice rules; heart 10 seeds, digits-quick 5
-#   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, cifar10-dirichlet, cifar10c, 5 seeds,
-#                            one thread per cell (two parts run side by side on a 2-core machine: a third more
-#                            work per hour than one part at two threads)
+#   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, 5 seeds, and on cifar10-dirichlet
+#                            and cifar10c, 3 seeds (cut: 2 and 3 hours a seed here; $S5 in their line below adds
+#                            seeds 3 and 4, the part resuming), one thread per cell (two parts run side by side on
+#                            a 2-core machine: a third more work per hour than one part at two threads)
 #   main/mnist-writers-20    the same on mnist-writers cut to its quick size (20 writers of 539): a seed of the full
 #                            benchmark with every method's grid would take about 10 hours here
 #   swap/pairs<k>            covariate shift (a domain per client, iid labels) plus k swapped label pairs, 5 seeds
@@ -29,6 +30,7 @@
 # Benchmarks left out and why: docs/study/README.md, "Decision". Set PFTLAB_DATA to the data folder.
 set -euo pipefail
 ALL="ft lp lp-ft lp-ft-kumar proximal-ft sparse-ft soup-ft lss-ft wise-ft surgical-ft flood-ft fedper fedrep ditto"
+S3="0 1 2"
 S5="0 1 2 3 4"
 S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
@@ -49,6 +51,8 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   digits-quick) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods $ALL ;;
   main/mnist-writers-20) "$@" "${G[@]}" --benchmarks mnist-writers --seeds $S5 --methods $ALL --set runtime.threads=1 \
     --set 'data.size="quick"' ;;
+  main/cifar10-dirichlet | main/cifar10c) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S3 --methods $ALL \
+    --set runtime.threads=1 ;;
   main/*) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S5 --methods $ALL --set runtime.threads=1 ;;
   swap/pairs*) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods ft lp lp-ft \
     --set 'data.partition="iid"' --set "data.swap_pairs=${part#swap/pairs}" ;;
