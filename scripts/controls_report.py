@@ -72,20 +72,17 @@ def studies(root: Path, benchmark: str) -> tuple[dict[str, dict[int, Clients]], 
     return data, sorted(set.intersection(*(set(d) for d in data.values())))
 
 
-def differences(root: Path, benchmark: str) -> dict[str, list[tuple[Paired, float]]]:
-    """ROWS' key -> per metric, the paired difference A - B over the seeds finished in all three
-    studies and its p-value after Holm over the benchmark's tested comparisons (nan: not tested)."""
-    data, seeds = studies(root, benchmark)
-    if not seeds:
-        raise SystemExit(f"controls_report: no seed of {benchmark} finished in all three studies under {root}")
+def differences(data: dict[str, dict[int, Clients]], seeds: list[int]) -> dict[str, list[tuple[Paired, float]]]:
+    """ROWS' key -> per metric, the paired difference A - B over `seeds` (studies()) and its p-value
+    after Holm over the benchmark's tested comparisons (nan: not tested)."""
     results = [
         paired([data[a[0]][s][a[1]][k] for s in seeds], [data[b[0]][s][b[1]][k] for s in seeds])
         for _, a, b in ROWS.values()
         for k in METRICS
     ]
-    adjusted = iter(holm([r.p for r in results]))
-    found = iter(results)
-    return {key: [(next(found), next(adjusted)) for _ in METRICS] for key in ROWS}
+    both = list(zip(results, holm([r.p for r in results]), strict=True))
+    n = len(METRICS)
+    return {key: both[i * n : (i + 1) * n] for i, key in enumerate(ROWS)}
 
 
 def significant(result: Paired, p_adjusted: float) -> bool:
@@ -101,7 +98,7 @@ def benchmark_section(root: Path, benchmark: str) -> str:
     for (study, method), label in LABELS.items():
         means = [np.mean([np.nanmean(data[study][s][method][k]) for s in seeds]) for k in METRICS]
         lines.append(f"| {label} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
-    found = differences(root, benchmark)
+    found = differences(data, seeds)
     lines += ["", "| A minus B | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
     for key, (question, _, _) in ROWS.items():
         row = []

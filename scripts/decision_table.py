@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -203,12 +204,15 @@ def controls(old: list[str], root: Path, benchmark: str, keys: list[str]) -> lis
         raise SystemExit(f"decision_table: a decision-controls marker names {len(keys)} rows for {len(body)} rows")
     if unknown := [k for k in keys if k not in report.ROWS]:
         raise SystemExit(f"decision_table: no control row {unknown[0]!r}; rows: {', '.join(report.ROWS)}")
-    found = report.differences(root, benchmark)
+    data, seeds = report.studies(root, benchmark)
+    if not seeds:
+        raise SystemExit(f"decision_table: no seed of {benchmark} finished in all three controls studies under {root}")
+    found = report.differences(data, seeds)
     out = list(head)
     for line, key in zip(body, keys, strict=True):
         cells = []
         for r, p in found[key]:
-            if r.p != r.p:  # nan: no spread across seeds, not tested
+            if math.isnan(r.p):  # no spread across seeds: not tested
                 cells.append(f"{number(r.diff, True)} (not tested)")
                 continue
             mark = "**" if report.significant(r, p) else ""
