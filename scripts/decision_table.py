@@ -268,7 +268,9 @@ def figure(text: str, root: Path, path: Path) -> None:
             study, benchmark = marker.group(2).split()[:2]
             found = {r: {(c.method, c.metric): c for c in comparisons(root / study, benchmark, r)} for r in RULES}
             seeds = len(json.loads((root / study / "study.json").read_text())["seeds"])
-            panels.append((f"{benchmark} ({seeds} seeds)", found))
+            # a study of a benchmark cut to size says so in its folder's name (main/mnist-writers-20)
+            name = Path(study).name if Path(study).name.startswith(benchmark) else benchmark
+            panels.append((f"{name} ({seeds} seeds)", found))
     if not panels:
         raise SystemExit("decision_table: no decision-table marker to draw")
     # every method any panel compares, in one order, so that a row is the same method across panels
@@ -276,8 +278,9 @@ def figure(text: str, root: Path, path: Path) -> None:
     methods = [m for m in NAMES if m in present] + sorted(present - set(NAMES))
     colors = {"better": "#1a9850", "worse": "#d73027"}
     rows = len(methods)
-    width = min(len(panels), PER_BAND)  # benchmarks side by side; more wrap into another band below
-    bands = -(-len(panels) // width)
+    # benchmarks side by side, at most PER_BAND to a band; more wrap into bands below, evenly filled
+    bands = -(-len(panels) // PER_BAND)
+    width = -(-len(panels) // bands)
     grid = (bands * len(PAIR_METRICS), width)
     height = (0.32 * rows + 0.8) * grid[0] + 0.5
     fig, axes = plt.subplots(*grid, figsize=(3.6 * width + 1.2, height), squeeze=False)
