@@ -4,8 +4,9 @@
 #                                                runs/decisive-study, every part)
 #   scripts/decisive_study.sh --rebuild [PART...] rebuild docs/study/decisive/<part>'s reports from its published
 #                                                cells: each study is copied to /tmp, rerun there (every cell
-#                                                verified against its manifest and reused; 2 threads, torch 2.13
-#                                                CPU, as they ran) and its report.md, report.html, decision.csv
+#                                                verified against its manifest and reused; torch 2.13 CPU and
+#                                                the part's own thread count, 1 for main/* and 2 for the rest,
+#                                                as they ran) and its report.md, report.html, decision.csv
 #                                                and tables published back. Parts not yet published are skipped.
 #                                                Then docs/study/README.md's Decision tables are rewritten from
 #                                                the cells and drawn (scripts/decision_table.py).
