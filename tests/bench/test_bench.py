@@ -19,6 +19,7 @@ KEYS = (
 )
 
 
+@pytest.mark.long
 def test_quick_bench_writes_bench_json_and_md(tmp_path: Path) -> None:
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "bench.json").read_text())
@@ -43,6 +44,7 @@ def test_quick_bench_writes_bench_json_and_md(tmp_path: Path) -> None:
     assert "| one busy neighbour |" in md and "pftlab_slowdown" in md
 
 
+@pytest.mark.long
 def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path) -> None:
     (tmp_path / "bench.json").write_text(json.dumps({"speedup_end_to_end": 7.0}))
     assert main(["bench", "--scaling", "--quick", "--out", str(tmp_path)]) == 0
@@ -62,6 +64,7 @@ def test_quick_scaling_bench_writes_its_figures_beside_the_others(tmp_path: Path
     assert "| clients | seconds | ms per client | peak RSS |" in md and "time per client" in md
 
 
+@pytest.mark.long
 def test_contended_repeats_alternate_and_state_intervals(tmp_path: Path) -> None:
     (tmp_path / "bench.json").write_text(json.dumps({"speedup_end_to_end": 7.0}))
     assert main(["bench", "--contended", "2", "--quick", "--out", str(tmp_path)]) == 0

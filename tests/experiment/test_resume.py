@@ -72,6 +72,7 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.is_file() else ""
 
 
+@pytest.mark.long
 def test_sigkill_at_several_moments_then_restart_gives_identical_results(
     quickstart: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -117,6 +118,7 @@ def test_sigkill_at_several_moments_then_restart_gives_identical_results(
     assert not list(cache.rglob("*.tmp*"))
 
 
+@pytest.mark.long
 def test_a_sweep_killed_in_its_second_seed_resumes_to_the_same_aggregate(quickstart: Path, tmp_path: Path) -> None:
     """`run --seeds 0 1`: killed once seed 0 is finished and seed 1 has a finished chunk, then restarted."""
     seeds = ["--seeds", "0", "1"]

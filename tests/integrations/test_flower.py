@@ -46,6 +46,7 @@ def run_deployment(tmp: Path, overrides: list[str]) -> tuple[dict, float]:
     return summary, time.perf_counter() - t0
 
 
+@pytest.mark.long
 def test_deployment_engine_superlink_and_three_supernodes(tmp_path: Path) -> None:
     summary, seconds = run_deployment(tmp_path, TINY)
     run_dir = tmp_path / "run"

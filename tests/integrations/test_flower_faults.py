@@ -45,6 +45,7 @@ ROUND_TIMEOUT = 120.0
 HEARTBEAT = 600.0
 
 
+@pytest.mark.long
 def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> None:
     """SIGKILL the SuperNode of client 1 (and its ClientApp) once it has received round 1's train message.
 
@@ -111,6 +112,7 @@ def test_a_supernode_killed_mid_round_does_not_stop_the_run(tmp_path: Path) -> N
     print(f"killed-node run: {seconds:.0f} s in all, {after_kill:.0f} s after the kill")
 
 
+@pytest.mark.long
 def test_tls_between_superlink_and_supernodes(tmp_path: Path) -> None:
     """A run over TLS with a CA the test makes completes; a SuperNode without the CA, or insecure, is refused."""
     t0 = time.perf_counter()
