@@ -7,11 +7,53 @@
 # than one session.
 #   scripts/study_state.sh save STUDY_DIR FILE.tar.xz   (stop the study first: kill -STOP or let it end)
 #   scripts/study_state.sh load FILE.tar.xz STUDY_DIR   then rerun the same `pftlab study` command: it resumes
+#   scripts/study_state.sh watch PID SECONDS STUDY_DIR FILE.tar.xz [STUDY_DIR FILE.tar.xz ...]
+#       while process PID runs (the study, or the script running several studies in sequence; start it
+#       with setsid so it leads its own process group), every SECONDS: pause PID's process group
+#       (SIGSTOP), save each STUDY_DIR that has an unfinished cell to its FILE, resume it (SIGCONT);
+#       once PID has ended, save a last time and exit. A machine lost at a session's end then costs at
+#       most SECONDS of compute (a lost session once cost four core-hours).
 # The checkpoints travel too, so every chunk of a cell comes from the same global model even when
 # the resumed run is on another CPU (whose arithmetic can differ in the last bits).
 set -euo pipefail
-usage="usage: scripts/study_state.sh save STUDY_DIR FILE.tar.xz | load FILE.tar.xz STUDY_DIR"
+usage="usage: scripts/study_state.sh save STUDY_DIR FILE.tar.xz | load FILE.tar.xz STUDY_DIR | watch PID SECONDS STUDY_DIR FILE.tar.xz [STUDY_DIR FILE.tar.xz ...]"
 case ${1:-} in
+watch)
+  pid=${2:?$usage} every=${3:?$usage}
+  shift 3
+  [[ $pid =~ ^[0-9]+$ ]] || { echo "study_state: PID must be a process id, got '$pid'" >&2; exit 2; }
+  [[ $every =~ ^[0-9]+$ ]] || { echo "study_state: SECONDS must be a whole number of seconds, got '$every'" >&2; exit 2; }
+  (( $# > 0 && $# % 2 == 0 )) || { echo "$usage" >&2; exit 2; }
+  pgid=$(ps -o pgid= -p "$pid" | tr -d ' ' || true)
+  [[ -n $pgid ]] || { echo "study_state: no process $pid: PID is the running study (or the script that runs it)" >&2; exit 2; }
+  [[ $pgid != "$(ps -o pgid= -p $$ | tr -d ' ')" ]] || {
+    echo "study_state: process $pid is in this watch's own process group, which pausing it would pause too: start the study with setsid" >&2
+    exit 2
+  }
+  pairs=("$@")
+  save_all() {  # a study with nothing unfinished (between seeds, or done) is skipped: save says so and exits 2
+    local i
+    for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+      if [[ -d ${pairs[i]}/runs ]]; then bash "${BASH_SOURCE[0]}" save "${pairs[i]}" "${pairs[i + 1]}" || true; fi
+    done
+  }
+  # Whatever ends this watch, the study is never left paused.
+  trap 'kill -CONT -- "-$pgid" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT TERM
+  echo "study_state: watching process $pid (group $pgid), saving every $every s"
+  while kill -0 "$pid" 2>/dev/null; do
+    for ((waited = 0; waited < every; waited++)); do
+      kill -0 "$pid" 2>/dev/null || break 2
+      sleep 1
+    done
+    kill -STOP -- "-$pgid" 2>/dev/null || break
+    save_all
+    kill -CONT -- "-$pgid" 2>/dev/null || true
+    echo "study_state: saved at $(date -u +%H:%M:%S) UTC"
+  done
+  save_all
+  echo "study_state: process $pid has ended; last save done"
+  ;;
 save)
   src=${2:?$usage} file=${3:?$usage}
   [[ -d $src/runs ]] || { echo "study_state: $src/runs not found: STUDY_DIR is the --out of pftlab study" >&2; exit 2; }

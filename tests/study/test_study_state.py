@@ -1,9 +1,14 @@
 """scripts/study_state.sh: an unfinished cell crosses machines whole, without finished cells' checkpoints."""
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,121 @@ def test_save_and_load_refuse_what_they_cannot_use(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
     usage = state("copy")
     assert usage.returncode == 2 and usage.stderr.startswith("usage:")
+
+
+FAKE_STUDY = """
+import json, pathlib, sys, time
+root = pathlib.Path(sys.argv[1])
+results = root / "runs" / "bench" / "seed0" / ".results" / "ft-h"
+results.mkdir(parents=True, exist_ok=True)
+def seal(k):
+    tmp = results / f"chunk-{k}.json.tmp"
+    tmp.write_text(json.dumps({"chunk": k}))
+    tmp.rename(results / f"chunk-{k}.json")
+def wait_for(name):
+    while not (root / name).exists():
+        time.sleep(0.05)
+seal(0)
+wait_for("go")
+seal(1)
+wait_for("finish")
+seal(2)
+"""
+
+
+def saved_chunks(file: Path) -> list[str]:
+    """The chunk files in a saved state, or none while it is not there (or is being replaced)."""
+    try:
+        with tarfile.open(file) as tar:
+            return sorted(Path(m.name).name for m in tar.getmembers() if m.isfile())
+    except (FileNotFoundError, tarfile.TarError, EOFError):
+        return []
+
+
+def wait_until(condition: object, what: str, limit_s: float = 120.0) -> None:
+    """Poll a state; the limit is only a last guard against a hang, never what a result depends on."""
+    assert callable(condition)
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def start_fake_study(root: Path) -> subprocess.Popen[bytes]:
+    root.mkdir(parents=True)
+    # Its own session, like `setsid scripts/decisive_study.sh`: the watch pauses its process group.
+    return subprocess.Popen([sys.executable, "-c", FAKE_STUDY, str(root)], start_new_session=True)
+
+
+def test_watch_saves_while_the_study_runs_and_leaves_it_running(tmp_path: Path) -> None:
+    study = start_fake_study(tmp_path / "study")
+    out = tmp_path / "out" / "u.tar.xz"
+    # A second study not begun yet (no runs/): skipped, not an error.
+    later = [tmp_path / "later", tmp_path / "l.tar.xz"]
+    watch = subprocess.Popen(
+        ["bash", str(SCRIPT), "watch", str(study.pid), "0", tmp_path / "study", out, *later],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: "chunk-0.json" in saved_chunks(out), "the first save")
+        (tmp_path / "study" / "go").touch()
+        wait_until(lambda: "chunk-1.json" in saved_chunks(out), "a save of what the study computed since")
+        (tmp_path / "study" / "finish").touch()
+        # Never left paused: a study the watch forgot to resume (SIGCONT) would not get here.
+        assert study.wait(timeout=120) == 0
+        stdout, stderr = watch.communicate(timeout=120)
+    finally:
+        study.kill()
+        watch.kill()
+    assert watch.returncode == 0, stderr
+    assert "saved at" in stdout and "last save done" in stdout
+    assert saved_chunks(out) == ["chunk-0.json", "chunk-1.json", "chunk-2.json"]
+    assert not (tmp_path / "l.tar.xz").exists()
+
+
+def test_watch_saves_once_more_when_the_study_ends(tmp_path: Path) -> None:
+    study = start_fake_study(tmp_path / "study")
+    out = tmp_path / "u.tar.xz"
+    first = tmp_path / "study" / "runs" / "bench" / "seed0" / ".results" / "ft-h" / "chunk-0.json"
+    wait_until(first.exists, "the study's start")
+    # Saving every 10^6 s: the only save is the last one, after the study has ended.
+    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "1000000", str(tmp_path / "study"), str(out)]
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        (tmp_path / "study" / "go").touch()
+        (tmp_path / "study" / "finish").touch()
+        assert study.wait(timeout=120) == 0
+        stdout, _ = watch.communicate(timeout=120)
+    finally:
+        study.kill()
+        watch.kill()
+    assert watch.returncode == 0
+    assert "saved at" not in stdout and "last save done" in stdout
+    assert saved_chunks(out) == ["chunk-0.json", "chunk-1.json", "chunk-2.json"]
+
+
+def test_watch_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    no_process = state("watch", gone.pid, 60, tmp_path, tmp_path / "u.tar.xz")
+    assert no_process.returncode == 2 and "no process" in no_process.stderr
+    bad_pid = state("watch", "abc", 60, tmp_path, tmp_path / "u.tar.xz")
+    assert bad_pid.stderr.startswith("study_state: PID must be a process id")
+    assert "SECONDS must be a whole number" in state("watch", 1, "40m", tmp_path, tmp_path / "u.tar.xz").stderr
+    assert state("watch", 1, 60, tmp_path).stderr.startswith("usage:")
+    # A study in the watch's own process group: pausing it would pause the watch. Both run in a
+    # session of their own, so that a watch which did pause its group would stop only itself
+    # (and time out here), not the tests.
+    watch = f'bash "{SCRIPT}" watch $pid 0 "{tmp_path}" "{tmp_path}/u.tar.xz"'
+    both = f"sleep 1000 & pid=$!; {watch}; rc=$?; kill $pid; exit $rc"
+    group = subprocess.Popen(
+        ["bash", "-c", both], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = group.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # nothing of the group outlives the test
+            os.killpg(group.pid, signal.SIGKILL)
+    assert group.returncode == 2 and "start the study with setsid" in stderr
