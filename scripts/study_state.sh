@@ -31,28 +31,51 @@ watch)
     exit 2
   }
   pairs=("$@")
-  save_all() {  # a study with nothing unfinished (between seeds, or done) is skipped: save says so and exits 2
-    local i
+  log=$(mktemp)
+  # Saves while the study is paused write to $log, printed once it runs again: a blocked stdout
+  # (a pipe nobody reads, a paused terminal) must not hold the pause. A study with nothing
+  # unfinished (between seeds, or done) is skipped: save says so and exits 2; any other failure is
+  # said and makes the watch's last status 1.
+  failed=0
+  save_all() {
+    local i rc
+    : > "$log"
     for ((i = 0; i < ${#pairs[@]}; i += 2)); do
-      if [[ -d ${pairs[i]}/runs ]]; then bash "${BASH_SOURCE[0]}" save "${pairs[i]}" "${pairs[i + 1]}" || true; fi
+      [[ -d ${pairs[i]}/runs ]] || { echo "study_state: ${pairs[i]}/runs not there (yet): not saved" >> "$log"; continue; }
+      rc=0
+      bash "${BASH_SOURCE[0]}" save "${pairs[i]}" "${pairs[i + 1]}" >> "$log" 2>&1 || rc=$?
+      if ((rc != 0 && rc != 2)); then echo "study_state: saving ${pairs[i]} failed (status $rc)" >> "$log"; failed=1; fi
     done
   }
-  # Whatever ends this watch, the study is never left paused.
-  trap 'kill -CONT -- "-$pgid" 2>/dev/null || true' EXIT
-  trap 'exit 130' INT TERM
-  echo "study_state: watching process $pid (group $pgid), saving every $every s"
+  resume() { kill -CONT -- "-$pgid" 2>/dev/null || true; }
+  # Whatever ends this watch, the study is never left paused: the EXIT trap resumes it (the save
+  # runs in the background so that a TERM is acted on at once, not after the save), and a guard
+  # outside this watch's process group resumes it should the watch be killed outright (SIGKILL).
+  trap 'resume; rm -f "$log"' EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+  trap 'exit 129' HUP
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -CONT -- "-$2" 2>/dev/null' guard $$ "$pgid" \
+    < /dev/null > /dev/null 2>&1 &
+  echo "study_state: watching process $pid (group $pgid: $(ps -o args= -p "$pid" || true)), saving every $every s"
   while kill -0 "$pid" 2>/dev/null; do
     for ((waited = 0; waited < every; waited++)); do
       kill -0 "$pid" 2>/dev/null || break 2
       sleep 1
     done
     kill -STOP -- "-$pgid" 2>/dev/null || break
-    save_all
-    kill -CONT -- "-$pgid" 2>/dev/null || true
+    failed=0
+    save_all &
+    wait $! || true
+    resume
+    cat "$log"
     echo "study_state: saved at $(date -u +%H:%M:%S) UTC"
   done
+  failed=0
   save_all
+  cat "$log"
   echo "study_state: process $pid has ended; last save done"
+  exit $failed
   ;;
 save)
   src=${2:?$usage} file=${3:?$usage}
@@ -71,9 +94,14 @@ save)
   done
   global=$([[ -d $src/cache/global ]] && echo cache/global || true)
   mkdir -p "$(dirname "$file")"
+  # A temporary file of this save's own: two saves of one FILE at once (a watch and a save by hand)
+  # must not write into the same one and publish each other's half-written bytes.
+  tmp=$(mktemp --suffix=.tmp "$file.XXXXXX")
+  trap 'rm -f "$tmp"' EXIT
   # shellcheck disable=SC2086  # one path per line, none with spaces (runs/<benchmark>/seed<k>/.results)
-  tar -C "$src" --exclude='*.tmp' "${skip[@]}" -cJf "$file.tmp" $parts $global
-  mv "$file.tmp" "$file"
+  tar -C "$src" --exclude='*.tmp' "${skip[@]}" -cJf "$tmp" $parts $global
+  chmod 644 "$tmp"
+  mv "$tmp" "$file"
   n=$(tar -tJf "$file" | grep -c '^cache/global/.*\.safetensors$' || true)
   echo "study_state: saved $(echo "$parts" | wc -l) unfinished cell(s) and $n global checkpoint(s) of $src to $file ($(du -h "$file" | cut -f1))"
   ;;

@@ -156,6 +156,8 @@ def test_watch_saves_once_more_when_the_study_ends(tmp_path: Path) -> None:
     argv = ["bash", str(SCRIPT), "watch", str(study.pid), "1000000", str(tmp_path / "study"), str(out)]
     watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
+        assert watch.stdout is not None
+        assert "watching process" in watch.stdout.readline()  # it has the study's group before the study ends
         (tmp_path / "study" / "go").touch()
         (tmp_path / "study" / "finish").touch()
         assert study.wait(timeout=120) == 0
@@ -191,3 +193,91 @@ def test_watch_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):  # nothing of the group outlives the test
             os.killpg(group.pid, signal.SIGKILL)
     assert group.returncode == 2 and "start the study with setsid" in stderr
+
+
+def stand_in_tar(tmp_path: Path, body: str) -> dict[str, str]:
+    """An environment whose `tar` runs BODY first (a record, a wait) and then the real tar."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "tar").write_text(f'#!/bin/bash\n{body}\nexec {shutil.which("tar")} "$@"\n')
+    (shim / "tar").chmod(0o755)
+    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+
+def process_state(pid: int) -> str:
+    return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+
+
+def test_watch_pauses_the_whole_group_while_it_saves(tmp_path: Path) -> None:
+    """Like decisive_study.sh running pftlab: the work is done by a child in the leader's group."""
+    root = tmp_path / "study"
+    root.mkdir()
+    seen = tmp_path / "seen"
+    script = f'{sys.executable} -c "$1" "$2"; echo done'
+    study = subprocess.Popen(["bash", "-c", script, "study", FAKE_STUDY, str(root)], start_new_session=True)
+    env = stand_in_tar(tmp_path, f'ps -o stat= -g {study.pid} >> "{seen}"; echo --- >> "{seen}"')
+    out = tmp_path / "u.tar.xz"
+    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "0", str(root), str(out)]
+    watch = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "chunk-0.json" in saved_chunks(out), "a save")
+        (root / "go").touch()
+        (root / "finish").touch()
+        assert study.wait(timeout=120) == 0
+        watch.wait(timeout=120)
+    finally:
+        study.kill()
+        watch.kill()
+    blocks = [b.split() for b in seen.read_text().split("---") if b.strip()]
+    # Every save while the study ran saw both its processes (bash and python) stopped (T).
+    assert blocks and all(st[0] in "TZ" for b in blocks for st in b), blocks[:5]
+    assert len(blocks[0]) == 2
+
+
+@pytest.mark.parametrize("signal_to_watch", [signal.SIGTERM, signal.SIGKILL])
+def test_a_watch_ended_during_a_save_leaves_the_study_running(tmp_path: Path, signal_to_watch: int) -> None:
+    """TERM is acted on at once (the EXIT trap resumes the study); after KILL, which no trap sees,
+    the watch's guard resumes it."""
+    study = start_fake_study(tmp_path / "study")
+    saving, release = tmp_path / "saving", tmp_path / "release"
+    env = stand_in_tar(tmp_path, f'touch "{saving}"; while [[ ! -e "{release}" ]]; do sleep 0.05; done')
+    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "0", str(tmp_path / "study"), str(tmp_path / "u.tar.xz")]
+    watch = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(saving.exists, "a save to begin")
+        wait_until(lambda: process_state(study.pid).startswith("T"), "the study to be paused")
+        os.kill(watch.pid, signal_to_watch)
+        watch.wait(timeout=120)
+        wait_until(lambda: not process_state(study.pid).startswith("T"), "the study to run again")
+    finally:
+        release.touch()
+        study.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(watch.pid, signal.SIGKILL)
+
+
+def test_watch_says_when_a_save_fails_and_ends_with_status_1(tmp_path: Path) -> None:
+    study = start_fake_study(tmp_path / "study")
+    (tmp_path / "a-file").write_text("not a folder")
+    argv = [
+        "bash",
+        str(SCRIPT),
+        "watch",
+        str(study.pid),
+        "1000000",
+        str(tmp_path / "study"),
+        str(tmp_path / "a-file" / "u.tar.xz"),
+    ]
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        assert "watching process" in watch.stdout.readline()
+        (tmp_path / "study" / "go").touch()
+        (tmp_path / "study" / "finish").touch()
+        assert study.wait(timeout=120) == 0
+        stdout, _ = watch.communicate(timeout=120)
+    finally:
+        study.kill()
+        watch.kill()
+    assert watch.returncode == 1
+    assert f"saving {tmp_path / 'study'} failed" in stdout
