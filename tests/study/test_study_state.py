@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,55 +120,53 @@ def start_fake_study(root: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", FAKE_STUDY, str(root)], start_new_session=True)
 
 
-def test_watch_saves_while_the_study_runs_and_leaves_it_running(tmp_path: Path) -> None:
+def watch_a_study_to_its_end(
+    tmp_path: Path, every: int, pairs: list[Path], while_it_runs: Callable[[], None] = lambda: None
+) -> tuple[int, str]:
+    """Watch a fake study (tmp_path/study) saving every EVERY seconds, do WHILE_IT_RUNS, let the
+    study finish, and return the watch's status and output (stderr included)."""
     study = start_fake_study(tmp_path / "study")
-    out = tmp_path / "out" / "u.tar.xz"
-    # A second study not begun yet (no runs/): skipped, not an error.
-    later = [tmp_path / "later", tmp_path / "l.tar.xz"]
-    watch = subprocess.Popen(
-        ["bash", str(SCRIPT), "watch", str(study.pid), "0", tmp_path / "study", out, *later],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = ["bash", str(SCRIPT), "watch", str(study.pid), str(every), *map(str, pairs)]
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until(lambda: "chunk-0.json" in saved_chunks(out), "the first save")
+        assert watch.stdout is not None
+        assert "watching process" in watch.stdout.readline()  # it has the study's group before the study ends
+        while_it_runs()
         (tmp_path / "study" / "go").touch()
-        wait_until(lambda: "chunk-1.json" in saved_chunks(out), "a save of what the study computed since")
         (tmp_path / "study" / "finish").touch()
         # Never left paused: a study the watch forgot to resume (SIGCONT) would not get here.
         assert study.wait(timeout=120) == 0
-        stdout, stderr = watch.communicate(timeout=120)
+        stdout, _ = watch.communicate(timeout=120)
     finally:
         study.kill()
         watch.kill()
-    assert watch.returncode == 0, stderr
+    return watch.returncode, stdout
+
+
+def test_watch_saves_while_the_study_runs_and_leaves_it_running(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "u.tar.xz"
+
+    def saves_follow_the_study() -> None:
+        wait_until(lambda: "chunk-0.json" in saved_chunks(out), "the first save")
+        (tmp_path / "study" / "go").touch()
+        wait_until(lambda: "chunk-1.json" in saved_chunks(out), "a save of what the study computed since")
+
+    # A second study not begun yet (no runs/): skipped, not an error.
+    pairs = [tmp_path / "study", out, tmp_path / "later", tmp_path / "l.tar.xz"]
+    # Every second, not back to back: between saves the study runs freely, however loaded the machine.
+    status, stdout = watch_a_study_to_its_end(tmp_path, 1, pairs, saves_follow_the_study)
+    assert status == 0, stdout
     assert "saved at" in stdout and "last save done" in stdout
     assert saved_chunks(out) == ["chunk-0.json", "chunk-1.json", "chunk-2.json"]
     assert not (tmp_path / "l.tar.xz").exists()
 
 
 def test_watch_saves_once_more_when_the_study_ends(tmp_path: Path) -> None:
-    study = start_fake_study(tmp_path / "study")
-    out = tmp_path / "u.tar.xz"
-    first = tmp_path / "study" / "runs" / "bench" / "seed0" / ".results" / "ft-h" / "chunk-0.json"
-    wait_until(first.exists, "the study's start")
     # Saving every 10^6 s: the only save is the last one, after the study has ended.
-    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "1000000", str(tmp_path / "study"), str(out)]
-    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        assert watch.stdout is not None
-        assert "watching process" in watch.stdout.readline()  # it has the study's group before the study ends
-        (tmp_path / "study" / "go").touch()
-        (tmp_path / "study" / "finish").touch()
-        assert study.wait(timeout=120) == 0
-        stdout, _ = watch.communicate(timeout=120)
-    finally:
-        study.kill()
-        watch.kill()
-    assert watch.returncode == 0
+    status, stdout = watch_a_study_to_its_end(tmp_path, 1_000_000, [tmp_path / "study", tmp_path / "u.tar.xz"])
+    assert status == 0
     assert "saved at" not in stdout and "last save done" in stdout
-    assert saved_chunks(out) == ["chunk-0.json", "chunk-1.json", "chunk-2.json"]
+    assert saved_chunks(tmp_path / "u.tar.xz") == ["chunk-0.json", "chunk-1.json", "chunk-2.json"]
 
 
 def test_watch_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
@@ -217,7 +216,7 @@ def test_watch_pauses_the_whole_group_while_it_saves(tmp_path: Path) -> None:
     study = subprocess.Popen(["bash", "-c", script, "study", FAKE_STUDY, str(root)], start_new_session=True)
     env = stand_in_tar(tmp_path, f'ps -o stat= -g {study.pid} >> "{seen}"; echo --- >> "{seen}"')
     out = tmp_path / "u.tar.xz"
-    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "0", str(root), str(out)]
+    argv = ["bash", str(SCRIPT), "watch", str(study.pid), "1", str(root), str(out)]
     watch = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: "chunk-0.json" in saved_chunks(out), "a save")
@@ -257,27 +256,9 @@ def test_a_watch_ended_during_a_save_leaves_the_study_running(tmp_path: Path, si
 
 
 def test_watch_says_when_a_save_fails_and_ends_with_status_1(tmp_path: Path) -> None:
-    study = start_fake_study(tmp_path / "study")
     (tmp_path / "a-file").write_text("not a folder")
-    argv = [
-        "bash",
-        str(SCRIPT),
-        "watch",
-        str(study.pid),
-        "1000000",
-        str(tmp_path / "study"),
-        str(tmp_path / "a-file" / "u.tar.xz"),
-    ]
-    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        assert watch.stdout is not None
-        assert "watching process" in watch.stdout.readline()
-        (tmp_path / "study" / "go").touch()
-        (tmp_path / "study" / "finish").touch()
-        assert study.wait(timeout=120) == 0
-        stdout, _ = watch.communicate(timeout=120)
-    finally:
-        study.kill()
-        watch.kill()
-    assert watch.returncode == 1
+    status, stdout = watch_a_study_to_its_end(
+        tmp_path, 1_000_000, [tmp_path / "study", tmp_path / "a-file" / "u.tar.xz"]
+    )
+    assert status == 1
     assert f"saving {tmp_path / 'study'} failed" in stdout
