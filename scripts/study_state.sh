@@ -64,14 +64,12 @@ watch)
       sleep 1
     done
     kill -STOP -- "-$pgid" 2>/dev/null || break
-    failed=0
-    save_all &
+    save_all &  # a subshell: its failures are said in $log; only the last save sets the status
     wait $! || true
     resume
     cat "$log"
     echo "study_state: saved at $(date -u +%H:%M:%S) UTC"
   done
-  failed=0
   save_all
   cat "$log"
   echo "study_state: process $pid has ended; last save done"
