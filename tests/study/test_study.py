@@ -208,6 +208,7 @@ def test_baselines_distortion_is_left_blank_post_hoc_methods_keep_theirs() -> No
         agg["methods"][m]["distortion_own"] = {"mean": dist, "std": 0.0}
     assert measured("ft", "distortion_own") and measured("fedper", "local")
     assert not measured("fedper", "distortion_own") and not measured("ditto", "cka_others")
+    assert not measured("fedper@cross-site", "distortion_own") and measured("ft@cross-site", "distortion_own")
     rows = {line.split(" | ")[1]: line for line in table_markdown({"x": agg}).splitlines() if line.startswith("| x |")}
     assert rows["ft"].endswith("| 1.234 ± 0.000 |") and rows["fedper"].endswith("|  |")
     csv_rows = {r["method"]: r for r in table_rows({"x": agg})}

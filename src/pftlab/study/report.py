@@ -69,8 +69,9 @@ def methods_of(agg: Agg) -> list[str]:
 
 
 def _integrated(method: str) -> bool:
-    """A process-integrated baseline (a name no longer registered, e.g. a removed plugin's, counts as post-hoc)."""
-    spec = METHODS.get(method)
+    """A process-integrated baseline, under any choice rule (`fedper@cross-site` too); a name no longer
+    registered, e.g. a removed plugin's, counts as post-hoc."""
+    spec = METHODS.get(method.partition(SEPARATOR)[0])
     return spec is not None and spec.integrated
 
 
