@@ -12,12 +12,15 @@
 #                                                the cells and drawn (scripts/decision_table.py).
 # The parts:
 #   heart, digits-quick      every method tuned (configs/grids.toml), both choice rules; heart 10 seeds, digits-quick 5
-#   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, 5 seeds, and on cifar10-dirichlet
-#                            and cifar10c, 3 seeds (cut: 2 and 3 hours a seed here; $S5 in their line below adds
-#                            seeds 3 and 4, the part resuming), one thread per cell (two parts run side by side on
-#                            a 2-core machine: a third more work per hour than one part at two threads)
+#   main/<benchmark>         the same on colored-mnist, digits, fmnist-dirichlet, 5 seeds, and on cifar10-dirichlet,
+#                            3 seeds (cut: 2 hours a seed here; $S5 in its line below adds seeds 3 and 4, the part
+#                            resuming), one thread per cell (two parts run side by side on a 2-core machine: a third
+#                            more work per hour than one part at two threads)
 #   main/mnist-writers-20    the same on mnist-writers cut to its quick size (20 writers of 539): a seed of the full
 #                            benchmark with every method's grid would take about 10 hours here
+#   main/cifar10c-15         the same on cifar10c cut to 15 clients (one per corruption, of its 50): a seed of the
+#                            full benchmark would take 5-6 hours here (FT alone 846 s, LP 357 s); 5 seeds
+#   main/cifar10c            the full benchmark, 3 seeds: defined, not among the parts run by default (compute)
 #   swap/pairs<k>            covariate shift (a domain per client, iid labels) plus k swapped label pairs, 5 seeds
 #   controls/swaps           FT's model with the global head or backbone put back (defaults, 5 seeds)
 #   controls/ft-10           FT for LP-FT's 10 fine-tuning epochs
@@ -36,13 +39,16 @@ S5="0 1 2 3 4"
 S10="0 1 2 3 4 5 6 7 8 9"
 G=(--grids configs/grids.toml)
 C=(--seeds $S5 --benchmarks heart digits-quick)
-MAIN=(main/colored-mnist main/digits main/fmnist-dirichlet main/cifar10-dirichlet main/cifar10c main/mnist-writers-20)
+MAIN=(main/colored-mnist main/digits main/fmnist-dirichlet main/cifar10-dirichlet main/cifar10c-15 main/mnist-writers-20)
 PARTS=(heart digits-quick "${MAIN[@]}" swap/pairs0 swap/pairs1 swap/pairs2 swap/pairs3 swap/pairs5 controls/swaps controls/ft-10
   controls/lp-at-ft-lr global/fedprox global/scaffold global/fedadam global/fedbabu label pretrained/scratch
   pretrained/fmnist)
 INIT=docs/study/decisive/pretrained/fmnist-cnn.safetensors
 W=(--benchmarks mnist-writers --seeds $S5 --methods ft lp lp-ft --set 'data.size="quick"')
-EXTRA=()  # --rebuild: the published part's own benchmarks and seeds (argparse keeps the last of each)
+# appended to every study command (argparse keeps the last of each option): --rebuild sets the published part's
+# own benchmarks and seeds; STUDY_ARGS="--seeds 1 3" runs some of a part's seeds (e.g. one lane per core, each into
+# its own ROOT; a cell does not depend on which other seeds ran, so finished cells can be copied into one study)
+read -ra EXTRA <<<"${STUDY_ARGS:-}"
 study_in() { local out=$1; shift; pftlab study --no-progress --out "$out" "$@" "${EXTRA[@]}"; }
 run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   local part=$1 out=$2 a
@@ -54,6 +60,8 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
     --set 'data.size="quick"' ;;
   main/cifar10-dirichlet | main/cifar10c) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S3 --methods $ALL \
     --set runtime.threads=1 ;;
+  main/cifar10c-15) "$@" "${G[@]}" --benchmarks cifar10c --seeds $S5 --methods $ALL --set runtime.threads=1 \
+    --set data.num_clients=15 ;;
   main/*) "$@" "${G[@]}" --benchmarks "${part#main/}" --seeds $S5 --methods $ALL --set runtime.threads=1 ;;
   swap/pairs*) "$@" "${G[@]}" --benchmarks digits-quick --seeds $S5 --methods ft lp lp-ft \
     --set 'data.partition="iid"' --set "data.swap_pairs=${part#swap/pairs}" ;;
@@ -68,7 +76,7 @@ run_part() {  # PART OUT: the part's study, written to (or resumed in) OUT
   pretrained/fmnist)
     [[ -f $INIT ]] || pftlab pretrain configs/pretrain-fmnist.toml --out "$INIT"
     "$@" "${G[@]}" "${W[@]}" --set "model.init=\"$INIT\"" --set model.init_head=false ;;
-  *) echo "decisive_study: unknown part $part; parts: ${PARTS[*]}" >&2; exit 2 ;;
+  *) echo "decisive_study: unknown part $part; parts: ${PARTS[*]} main/cifar10c" >&2; exit 2 ;;
   esac
 }
 if [[ ${1:-} == --rebuild ]]; then
